@@ -1,0 +1,36 @@
+# Two entry points: `make repro` (the whole pipeline) and `make test` (the test suite).
+# Each first brings .venv in line with requirements.lock; that step is a no-op when nothing changed.
+PYTHON ?= python3.11
+VENV := .venv
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+# DVC must not phone home or write outside the repo.
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: venv repro test bench lock clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/uv pip sync --quiet requirements.lock
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/uv pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+repro: venv
+	dvc repro
+
+test: venv
+	python -m pytest -q
+
+bench: venv
+	python -m benchmarks
+
+# Regenerate the lock after editing pyproject.toml dependencies.
+lock: venv
+	uv pip compile pyproject.toml --extra test --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --no-header --quiet -o requirements.lock
+
+clean:
+	rm -rf $(VENV)

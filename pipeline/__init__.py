@@ -1,0 +1,1 @@
+"""stockcast: an honest walk-forward comparison of naive, ARIMA, scikit-learn and Keras forecasts."""

@@ -1,0 +1,168 @@
+"""The one walk-forward loop: fit on each fold's train part, forecast each test day one step ahead.
+
+The loop knows no model by name; it calls only the model contract (`pipeline.models`):
+`fit(y_train)` on the log prices of the fold's train part, then `predict(y, n)` for one-step
+forecasts of the last `n` log prices of `y`, each from the values before it. Forecasts are mapped
+back to prices here, the same way for every model, so every table is in price units.
+
+(series, fold) tasks run through joblib: serially, on local processes (loky), or on a Dask
+cluster. Each task is a pure function of its inputs, so every backend gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import joblib
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from pipeline import io, paths
+from pipeline.cli import UserError
+from pipeline.params import ParallelParams
+
+PREDICTION_COLUMNS = ["unique_id", "ds", "fold", "y", "y_hat", "y_lo", "y_hi"]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fold of one series, as positions in that series' price arrays (inclusive ends)."""
+
+    unique_id: str
+    fold: int
+    history_start: int
+    train_end: int
+    test_start: int
+    test_end: int
+
+
+@dataclass(frozen=True)
+class Series:
+    unique_id: str
+    ds: np.ndarray  # datetime64[ns]
+    price: np.ndarray  # float64, the forecast-target price column
+
+
+def series_from_prices(prices: pd.DataFrame) -> dict[str, Series]:
+    """Each series' dates and target prices, keyed by `unique_id`."""
+    column = io.target_column(prices.columns)
+    return {
+        unique_id: Series(unique_id, rows["ds"].to_numpy("datetime64[ns]"), rows[column].to_numpy("float64"))
+        for unique_id, rows in prices.groupby("unique_id", sort=True)
+    }
+
+
+def folds_from_json(folds: dict[str, list[dict]], series: dict[str, Series]) -> list[Fold]:
+    """Turn the split stage's dated folds into positions in each series."""
+    out = []
+    for unique_id, entries in folds.items():
+        if unique_id not in series:
+            raise UserError(f"{paths.FOLDS}: series {unique_id} is not in the prices table (rerun `dvc repro split`)")
+        days = series[unique_id].ds
+
+        def position(day: str, days=days) -> int:
+            i = int(np.searchsorted(days, np.datetime64(day, "ns")))
+            if i >= len(days) or days[i] != np.datetime64(day, "ns"):
+                raise UserError(f"{paths.FOLDS}: fold date {day} is not a trading day of {unique_id} (rerun `dvc repro split`)")
+            return i
+
+        for entry in entries:
+            out.append(Fold(unique_id, entry["fold"], position(entry["history_start"]), position(entry["train_end"]), position(entry["test_start"]), position(entry["test_end"])))
+    return out
+
+
+def forecast_fold(model, series: Series, fold: Fold) -> tuple[pd.DataFrame, object]:
+    """Fit `model` (in place) on one fold's train part and forecast its test days.
+
+    Returns the fold's rows of the predictions table and the fitted model.
+    """
+    log_price = np.log(series.price)
+    n = fold.test_end - fold.test_start + 1
+    history = log_price[fold.history_start : fold.test_end + 1]
+    model.fit(log_price[fold.history_start : fold.train_end + 1])
+    # Map log-price forecasts to prices relative to the previous price, so that a forecast of
+    # "no change" is exactly yesterday's price rather than exp(log(price)) with rounding.
+    previous = series.price[fold.test_start - 1 : fold.test_end]
+    last_log = log_price[fold.test_start - 1 : fold.test_end]
+    rows = {
+        "unique_id": fold.unique_id,
+        "ds": series.ds[fold.test_start : fold.test_end + 1],
+        "fold": np.full(n, fold.fold, dtype="int64"),
+        "y": series.price[fold.test_start : fold.test_end + 1],
+        "y_hat": previous * np.exp(np.asarray(model.predict(history, n)) - last_log),
+    }
+    if hasattr(model, "predict_interval"):
+        bounds = np.asarray(model.predict_interval(history, n))
+        rows["y_lo"] = previous * np.exp(bounds[:, 0] - last_log)
+        rows["y_hi"] = previous * np.exp(bounds[:, 1] - last_log)
+    return pd.DataFrame(rows), model
+
+
+def _run_task(model, series: Series, folds: list[Fold]) -> list[tuple[pd.DataFrame, object]]:
+    """One unit of parallel work: the folds of one series, in order.
+
+    A model with `warm_start=True` carries its fitted state from fold to fold (scikit-learn's
+    meaning of warm_start); otherwise each fold starts from a fresh copy of the unfitted model.
+    """
+    warm = getattr(model, "warm_start", False)
+    out = []
+    with threadpool_limits(limits=1):  # one BLAS thread per worker: parallelism is across tasks
+        current = copy.deepcopy(model)
+        for fold in folds:
+            if not warm:
+                current = copy.deepcopy(model)
+            out.append(forecast_fold(current, series, fold))
+    return out
+
+
+def _tasks(model, series: dict[str, Series], folds: list[Fold]) -> list[tuple[Series, list[Fold]]]:
+    if getattr(model, "warm_start", False):
+        by_series: dict[str, list[Fold]] = {}
+        for fold in folds:
+            by_series.setdefault(fold.unique_id, []).append(fold)
+        return [(series[uid], fs) for uid, fs in by_series.items()]
+    return [(series[fold.unique_id], [fold]) for fold in folds]
+
+
+@contextmanager
+def parallel_backend(params: ParallelParams) -> Iterator[None]:
+    """Run the loop's tasks where `parallel.backend` says: local processes (loky) or Dask."""
+    with joblib.parallel_config(backend="loky"):
+        yield
+
+
+def walk_forward(model, prices: pd.DataFrame, folds: dict[str, list[dict]], n_jobs: int = 1, label: str = "walk-forward") -> tuple[pd.DataFrame, list]:
+    """Forecast every test day of every fold of every series with `model`.
+
+    Returns the predictions table (sorted by `unique_id`, `ds`) and the fitted models, one per
+    fold in task order. The joblib backend in effect (`joblib.parallel_config`) chooses where
+    tasks run; `n_jobs=1` runs them in this process.
+    """
+    series = series_from_prices(prices)
+    tasks = _tasks(model, series, folds_from_json(folds, series))
+    results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(joblib.delayed(_run_task)(model, s, fs) for s, fs in tasks)
+    frames, fitted = [], []
+    for task_result in _progress(results, len(tasks), label):
+        for frame, fit in task_result:
+            frames.append(frame)
+            fitted.append(fit)
+    table = pd.concat(frames, ignore_index=True).sort_values(["unique_id", "ds"], kind="stable")
+    columns = [c for c in PREDICTION_COLUMNS if c in table]
+    return table[columns].reset_index(drop=True), fitted
+
+
+def _progress(results: Iterator, total: int, label: str) -> Iterator:
+    """A progress bar on a terminal; plain log lines otherwise (CI logs)."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        yield from tqdm(results, total=total, desc=label, unit="task", file=sys.stderr)
+        return
+    for done, result in enumerate(results, start=1):
+        print(f"{label}: {done}/{total} tasks done", file=sys.stderr, flush=True)
+        yield result
