@@ -79,7 +79,7 @@ def standardize(raw: pd.DataFrame, source: str, default_id: str | None = None) -
         bad = values[(values <= 0) | ~np.isfinite(values) | (values > MAX_PRICE)]
         if len(bad):
             row = bad.index[0]
-            raise UserError(f"{source}: column {column!r}: price must be positive and finite (below {MAX_PRICE:g}), got {bad.iloc[0]!r} on {_day(frame.at[row, 'ds'])}")
+            raise UserError(f"{source}: column {column!r}: price must be positive and finite (below {MAX_PRICE:g}), got {float(bad.iloc[0])!r} on {_day(frame.at[row, 'ds'])}")
     frame = frame.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     duplicated = frame.duplicated(["unique_id", "ds"])
     if duplicated.any():
@@ -114,8 +114,9 @@ def _dates(column: pd.Series, source: str) -> pd.Series:
 
 
 def _numbers(column: pd.Series, name: str, source: str) -> pd.Series:
-    values = pd.to_numeric(column, errors="coerce")
-    bad = values.isna() & column.notna() & (column.astype("string").str.strip().str.lower().fillna("") != "nan")
+    text = column.astype("string").str.strip()
+    values = pd.to_numeric(text.mask(text.str.lower().isin(["", "nan", "null", "na"])), errors="coerce")
+    bad = values.isna() & text.notna() & ~text.str.lower().isin(["", "nan", "null", "na"])
     if bad.any():
         row = int(bad.to_numpy().argmax())
         raise UserError(f"{source}: column {name!r}: non-numeric value {column.iloc[row]!r} on row {row + 1}")

@@ -1,0 +1,110 @@
+"""The walk-forward loop: what each model sees, what it returns, in price units."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.cli import UserError
+from pipeline.features import windows_table
+from pipeline.models.naive import Drift, Naive
+from pipeline.params import SplitParams
+from pipeline.split import make_folds
+from pipeline.walkforward import walk_forward
+
+
+def _inputs(gap=0, max_train_size=None, n=120, ids=("A", "B")):
+    rng = np.random.default_rng(1)
+    days = pd.bdate_range("2020-01-01", periods=n).astype("datetime64[ns]")
+    prices = pd.concat(
+        [pd.DataFrame({"unique_id": uid, "ds": days, "close": 50 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))}) for uid in ids],
+        ignore_index=True,
+    )
+    folds = make_folds(prices, windows_table(prices, 4, "log_return"), SplitParams(n_windows=3, test_size=10, gap=gap, max_train_size=max_train_size))
+    return prices, folds
+
+
+class Spy:
+    """Records the train part it was fitted on and the history it forecast from."""
+
+    def fit(self, y):
+        self.train_ = y.copy()
+        return self
+
+    def predict(self, y, n):
+        self.history_ = y.copy()
+        return y[len(y) - n - 1 : len(y) - 1] + 0.01
+
+    def predict_interval(self, y, n):
+        last = y[len(y) - n - 1 : len(y) - 1]
+        return np.column_stack([last - 0.1, last + 0.1])
+
+
+def test_naive_forecast_is_exactly_yesterdays_price():
+    prices, folds = _inputs()
+    table, _ = walk_forward(Naive(), prices, folds)
+    assert table.columns.tolist() == ["unique_id", "ds", "fold", "y", "y_hat"]
+    assert len(table) == 2 * 3 * 10
+    for uid, rows in table.groupby("unique_id"):
+        series = prices[prices.unique_id == uid].set_index("ds").close
+        previous = series.shift(1).loc[rows.ds].to_numpy()
+        assert np.array_equal(rows.y_hat.to_numpy(), previous)  # bit for bit, no exp(log()) rounding
+        assert np.array_equal(rows.y.to_numpy(), series.loc[rows.ds].to_numpy())
+
+
+@pytest.mark.parametrize(("gap", "max_train_size"), [(0, None), (3, None), (2, 40)])
+def test_fit_sees_only_the_train_part_and_predict_the_history_before_each_day(gap, max_train_size):
+    prices, folds = _inputs(gap=gap, max_train_size=max_train_size)
+    table, fitted = walk_forward(Spy(), prices, folds)
+    a = prices[prices.unique_id == "A"].reset_index(drop=True)
+    log_a = np.log(a.close.to_numpy())
+    for spy, fold in zip(fitted[:3], folds["A"], strict=True):
+        day = {k: int(a.index[a.ds == pd.Timestamp(fold[k])][0]) for k in ("history_start", "train_end", "test_start", "test_end")}
+        assert np.array_equal(spy.train_, log_a[day["history_start"] : day["train_end"] + 1])
+        assert np.array_equal(spy.history_, log_a[day["history_start"] : day["test_end"] + 1])
+        assert day["test_start"] - day["train_end"] == gap + 1
+    # Forecasts map back to prices relative to yesterday: exp(0.01) up, interval exp(+-0.1).
+    rows = table[table.unique_id == "A"]
+    previous = a.set_index("ds").close.shift(1).loc[rows.ds].to_numpy()
+    assert np.allclose(rows.y_hat / previous, np.exp(0.01))
+    assert np.allclose(rows.y_lo / previous, np.exp(-0.1)) and np.allclose(rows.y_hi / previous, np.exp(0.1))
+
+
+def test_each_fold_starts_from_an_unfitted_copy():
+    prices, folds = _inputs()
+    model = Drift()
+    _, fitted = walk_forward(model, prices, folds)
+    assert not hasattr(model, "drift_")
+    assert len({id(m) for m in fitted}) == len(fitted) == 6
+
+
+class CountingWarm:
+    warm_start = True
+
+    def fit(self, y):
+        self.fits_ = getattr(self, "fits_", 0) + 1
+        return self
+
+    def predict(self, y, n):
+        return np.full(n, float(self.fits_)) + y[len(y) - n - 1 : len(y) - 1]
+
+
+def test_warm_start_models_carry_state_fold_to_fold():
+    prices, folds = _inputs()
+    table, fitted = walk_forward(CountingWarm(), prices, folds)
+    assert [m.fits_ for m in fitted] == [3, 3, 3, 3, 3, 3]  # one object per series, fitted 3 times
+    ratio = np.log(table.y_hat.to_numpy() / table.groupby("unique_id").y.shift(1).to_numpy())
+    assert np.allclose(ratio[~np.isnan(ratio)][:9], 1.0)  # fold 0 of A: fitted once
+    assert np.allclose(ratio[10:19], 2.0) and np.allclose(ratio[20:29], 3.0)
+
+
+def test_parallel_equals_serial():
+    prices, folds = _inputs(ids=("A", "B", "C"))
+    serial, _ = walk_forward(Drift(), prices, folds, n_jobs=1)
+    parallel, _ = walk_forward(Drift(), prices, folds, n_jobs=2)
+    pd.testing.assert_frame_equal(serial, parallel, check_exact=True)
+
+
+def test_folds_from_another_data_set_are_a_clear_error():
+    prices, folds = _inputs()
+    with pytest.raises(UserError, match="series Z is not in the prices table"):
+        walk_forward(Naive(), prices, {"Z": folds["A"]})
