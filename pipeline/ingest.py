@@ -175,8 +175,8 @@ def read_csv(path: Path) -> pd.DataFrame:
         raise UserError(f"{path}: file not found")
     try:
         raw = pd.read_csv(path, encoding="utf-8", dtype=str, keep_default_na=False, na_values=["", "NaN", "nan", "null", "NA"])
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text ({_first_non_utf8(path.read_bytes())})") from None
     except pd.errors.EmptyDataError:
         raise UserError(f"{path}: file is empty") from None
     except pd.errors.ParserError as err:
@@ -184,14 +184,25 @@ def read_csv(path: Path) -> pd.DataFrame:
     return standardize(raw, str(path), default_id=validate_ticker(path.stem.upper(), f"{path}: file name"))
 
 
+def _first_non_utf8(data: bytes) -> str:
+    """Where `data` stops being UTF-8 (pandas' own error counts from the start of a chunk)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        return f"byte 0x{data[err.start]:02x} on line {line}"
+    return "undecodable"
+
+
 def download_yfinance(tickers: list[str], start: str | None, end: str | None) -> pd.DataFrame:
+    for ticker in tickers:  # before anything (yfinance's own cache included) sees them
+        validate_ticker(ticker, "data.tickers")
     try:
         import yfinance
     except ImportError:
         raise UserError("data.source: yfinance needs the optional extra (pip install 'stockcast[yfinance]')") from None
     frames = []
     for ticker in tickers:
-        validate_ticker(ticker, "data.tickers")
         # yfinance's `end` is exclusive; ours is inclusive.
         stop = (pd.Timestamp(end) + pd.Timedelta(days=1)).strftime("%Y-%m-%d") if end else None
         raw = yfinance.download(ticker, start=start, end=stop, auto_adjust=False, progress=False, multi_level_index=False)

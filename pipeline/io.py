@@ -48,6 +48,8 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as err:  # disk full, file size limit, output path taken by a directory
+        raise UserError(f"{path}: cannot write ({err.strerror or err})") from None
     finally:
         tmp.unlink(missing_ok=True)
 

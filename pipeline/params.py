@@ -101,10 +101,13 @@ class SplitParams:
 class ParallelParams:
     backend: Literal["loky", "dask"] = "loky"  # loky: processes on this machine; dask: a cluster
     n_jobs: int = 2  # worker processes for (series, fold) tasks; -1 for all cores
-    scheduler_address: str | None = None  # dask: e.g. tcp://10.0.0.5:8786; null starts a local cluster
+    # dask: e.g. tcp://scheduler-host:8786 (wins over env DASK_SCHEDULER_ADDRESS); with neither, a
+    # local cluster of n_jobs worker processes is started for the stage and closed after it
+    scheduler_address: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.n_jobs >= 1 or self.n_jobs == -1, "n_jobs", f"must be >= 1 or -1, got {self.n_jobs}")
+        _require(self.backend == "dask" or self.scheduler_address is None, "scheduler_address", "is used only with parallel.backend: dask")
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ class LstmParams:
     units: list[int] = field(default_factory=lambda: [32])  # one entry per stacked layer
     dropout: float = 0.0
     epochs: int = 20  # upper bound; early stopping usually ends sooner
-    batch_size: int = 64
+    batch_size: int = 128
     learning_rate: float = 0.001
     patience: int = 3  # epochs without val_loss improvement before stopping
     validation_fraction: float = 0.1  # last part of each train window used for early stopping
@@ -171,7 +174,7 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class MlflowParams:
-    experiment: str = "stockcast"
+    experiment: str = "stockcast"  # the MLflow experiment of every run (the store: MLFLOW_TRACKING_URI)
 
     def __post_init__(self) -> None:
         _require(bool(self.experiment.strip()), "experiment", "must not be empty")

@@ -13,6 +13,7 @@ PREDICTIONS = DATA / "predictions"
 
 METRICS = REPORTS / "metrics.json"
 LEADERBOARD = REPORTS / "leaderboard.md"
+EVALUATION = REPORTS / "evaluation.json"  # evaluate's scores beyond the metrics.json contract
 PLOTS = REPORTS / "plots"
 
 

@@ -12,8 +12,9 @@ the same table shape; the table's file stem is the model's name on the leaderboa
 from __future__ import annotations
 
 import sys
+import time
 
-from pipeline import io, paths
+from pipeline import io, paths, tracking
 from pipeline.cli import UserError, run
 from pipeline.params import Params, load_params
 from pipeline.walkforward import parallel_backend, walk_forward
@@ -65,12 +66,16 @@ def main() -> None:
         raise UserError(f"usage: python -m pipeline.train {{{'|'.join(STAGES)}}}")
     stage = sys.argv[1]
     params = load_params()
+    tracker = tracking.start(params, stage)  # before any training: an unreachable server fails fast
     prices = io.read_table(paths.PRICES, ["unique_id", "ds"])
     folds = io.read_json(paths.FOLDS)
     for name, model in build_models(stage, params).items():
+        started = time.time()
         with parallel_backend(params.parallel):
             table, fitted = walk_forward(model, prices, folds, n_jobs=params.parallel.n_jobs, label=name)
         io.write_table(table, paths.predictions(name), metadata=describe(name, stage, fitted[-1]))
+        if tracker:
+            tracker.log_model_run(name, table, fitted, prices, folds, started)
         print(f"{stage}: {len(table)} forecasts -> {paths.predictions(name)}")
 
 

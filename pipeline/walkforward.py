@@ -12,6 +12,8 @@ cluster. Each task is a pure function of its inputs, so every backend gives the 
 from __future__ import annotations
 
 import copy
+import os
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +48,11 @@ class Series:
     unique_id: str
     ds: np.ndarray  # datetime64[ns]
     price: np.ndarray  # float64, the forecast-target price column
+
+    def __sizeof__(self) -> int:
+        # Count the arrays: joblib's Dask backend scatters a task argument to the cluster once
+        # (and then passes a reference) only when its size says it is large.
+        return object.__sizeof__(self) + self.ds.nbytes + self.price.nbytes
 
 
 def series_from_prices(prices: pd.DataFrame) -> dict[str, Series]:
@@ -129,11 +136,78 @@ def _tasks(model, series: dict[str, Series], folds: list[Fold]) -> list[tuple[Se
     return [(series[fold.unique_id], [fold]) for fold in folds]
 
 
+DASK_CONNECT_TIMEOUT = 5  # seconds: an unreachable scheduler is an error, not a hang
+
+
 @contextmanager
 def parallel_backend(params: ParallelParams) -> Iterator[None]:
-    """Run the loop's tasks where `parallel.backend` says: local processes (loky) or Dask."""
-    with joblib.parallel_config(backend="loky"):
+    """Run the loop's tasks where `parallel.backend` says: local processes (loky) or Dask.
+
+    dask: tasks go to the distributed cluster at `parallel.scheduler_address` (else the
+    `DASK_SCHEDULER_ADDRESS` environment variable); with neither set, a local cluster of
+    `parallel.n_jobs` single-threaded worker processes on 127.0.0.1 is started here and closed
+    on exit. Each series' arrays are scattered to the cluster once per model, not sent with
+    every (series, fold) task (see `Series.__sizeof__`).
+    """
+    if params.backend == "loky":
+        with joblib.parallel_config(backend="loky"):
+            yield
+        return
+    with _dask_client(params) as client, joblib.parallel_config(backend="dask", client=client):
         yield
+
+
+@contextmanager
+def _dask_client(params: ParallelParams):
+    from dask.distributed import Client, LocalCluster
+
+    address, key = params.scheduler_address, "parallel.scheduler_address"
+    if not address and os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        address, key = os.environ["DASK_SCHEDULER_ADDRESS"], "DASK_SCHEDULER_ADDRESS"
+    if address:
+        _check_reachable(address, key)
+        try:
+            client = Client(address, timeout=f"{DASK_CONNECT_TIMEOUT}s", set_as_default=False)
+        except (OSError, ValueError, TypeError) as err:
+            raise UserError(f"{key}: cannot reach the Dask scheduler at {address} ({err})") from None
+        with client:
+            yield client
+        return
+    n_workers = params.n_jobs if params.n_jobs >= 1 else os.cpu_count() or 1
+    with (
+        # The scheduler's HTTP server (health checks) on a free loopback port, without the dashboard.
+        LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
+        ) as cluster,  # fmt: skip
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
+def _check_reachable(address: str, key: str) -> None:
+    """A `UserError` naming `key` if `address` is malformed or nothing listens there.
+
+    Checked with a plain connection first because a failed `Client(...)` leaves a half-built
+    client whose clean-up holds the process for another 10 s after the error.
+    """
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    example = "(expected e.g. tcp://scheduler-host:8786)"
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location) if scheme in ("tcp", "tls") else (None, None)
+    except (ValueError, TypeError) as err:
+        raise UserError(f"{key}: not a Dask scheduler address: {address!r}: {err} {example}") from None
+    if scheme not in backends:
+        raise UserError(f"{key}: not a Dask scheduler address: {address!r}: unknown scheme {scheme!r} {example}")
+    if host is None:
+        return
+    try:
+        socket.create_connection((host, port), timeout=DASK_CONNECT_TIMEOUT).close()
+    except OSError as err:
+        raise UserError(f"{key}: cannot reach the Dask scheduler at {address} ({err.strerror or err})") from None
 
 
 def walk_forward(model, prices: pd.DataFrame, folds: dict[str, list[dict]], n_jobs: int = 1, label: str = "walk-forward") -> tuple[pd.DataFrame, list]:

@@ -1,0 +1,164 @@
+"""Keras recurrent nets on the lag windows (stage `lstm`): LSTM, GRU or SimpleRNN on JAX.
+
+    python -m pipeline.train lstm    # params: lstm.*, features.*  ->  data/predictions/lstm.parquet
+
+Stacked recurrent layers (one per entry of `units`) read each window oldest value first and a
+dense layer maps the last hidden state to the next value of the target. Inputs and target are
+standardised with the mean and standard deviation of the fold's train targets; early stopping
+watches the last `validation_fraction` of the train windows (the most recent ones, never
+shuffled into training) and restores the best epoch's weights.
+
+Keras runs on JAX, chosen here before Keras is imported: on CPU it was the fastest backend
+measured and, seeded with `keras.utils.set_random_seed`, bit-identical from process to process.
+XLA is held to one thread per process, since the walk-forward loop parallelises over processes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from pipeline.models.windowed import Windowed
+
+# Keras reads its backend once, at its first import. That happens in `_keras()`, at the first
+# fit or predict: creating or unpickling a `Recurrent` costs no Keras import (seconds a process).
+os.environ["KERAS_BACKEND"] = "jax"
+if "XLA_FLAGS" not in os.environ:
+    os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+CELLS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}  # params name -> Keras layer
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+class Recurrent(Windowed):
+    """A stack of `cell` layers of `units` and a dense output, on `n_lags` lags of `target`.
+
+    With `warm_start=True`, fitting an already fitted object starts from its weights (the
+    walk-forward loop then carries a model from fold to fold) instead of a fresh initialisation.
+    """
+
+    def __init__(
+        self, cell: str = "lstm", units: tuple[int, ...] = (32,), dropout: float = 0.0, epochs: int = 20,
+        batch_size: int = 128, learning_rate: float = 0.001, patience: int = 3, validation_fraction: float = 0.1,
+        seed: int = 0, warm_start: bool = False, n_lags: int = 60, target: str = "log_return",
+    ):  # fmt: skip
+        self.cell = cell
+        self.units = units
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.seed = seed
+        self.warm_start = warm_start
+        self.n_lags = n_lags
+        self.target = target
+
+    def _build(self):
+        keras = _keras()
+        # Layer names are given, not drawn from Keras' global counters, so they are the same in
+        # every fit and name the blocks of `parameter_counts`.
+        layers = [keras.Input((self.n_lags, 1))]
+        for i, size in enumerate(self.units):
+            last = i == len(self.units) - 1
+            layers.append(getattr(keras.layers, CELLS[self.cell])(size, dropout=self.dropout, return_sequences=not last, name=f"{self.cell}_{i + 1}"))
+        layers.append(keras.layers.Dense(1, name="dense"))
+        model = keras.Sequential(layers)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss="mse")
+        return model
+
+    def _inputs(self, X: np.ndarray) -> np.ndarray:
+        """Standardised windows as sequences, oldest value first: shape (rows, n_lags, 1)."""
+        return ((X[:, ::-1] - self.mean_) / self.scale_).astype("float32")[..., None]
+
+    def _fit_windows(self, X: np.ndarray, y: np.ndarray) -> None:
+        n_val = max(1, round(len(y) * self.validation_fraction))
+        n_train = len(y) - n_val
+        if n_train < 1:
+            raise ValueError(f"{len(y)} train windows leave none to train on after {n_val} for validation")
+        # Whole batches only: the oldest few windows are left out so that every training step
+        # has one shape, and XLA compiles the step once per fit instead of twice.
+        skip = n_train % self.batch_size if n_train > self.batch_size else 0
+        keras = _keras()
+        keras.utils.set_random_seed(self.seed)  # weights, dropout masks and batch order
+        model = self._build()
+        if self.warm_start and hasattr(self, "weights_"):
+            model.set_weights(self.weights_)
+        self.mean_, self.scale_ = float(y.mean()), float(y.std()) or 1.0
+        inputs, targets = self._inputs(X), ((y - self.mean_) / self.scale_).astype("float32")
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
+        fitted = model.fit(
+            inputs[skip:n_train], targets[skip:n_train], validation_data=(inputs[n_train:], targets[n_train:]),
+            epochs=self.epochs, batch_size=self.batch_size, validation_batch_size=n_val, shuffle=True, verbose=0,
+            callbacks=[stop, _Progress(f"{self.cell} on {n_train - skip} windows", self.epochs).callback()],
+        )  # fmt: skip
+        self.history_ = {name: [float(v) for v in values] for name, values in sorted(fitted.history.items())}
+        self.weights_ = model.get_weights()
+        self._model = model
+
+    def _predict_windows(self, X: np.ndarray) -> np.ndarray:
+        if getattr(self, "_model", None) is None:  # after unpickling: rebuild from the weights
+            self._model = self._build()
+            self._model.set_weights(self.weights_)
+        # One batch of all rows: each row's forecast depends on that row alone.
+        out = self._model.predict(self._inputs(X), batch_size=max(len(X), 1), verbose=0)
+        return out[:, 0].astype("float64") * self.scale_ + self.mean_
+
+    def __getstate__(self) -> dict:
+        # The Keras model is a cache of `weights_`: workers return fitted objects without it.
+        state = self.__dict__.copy()
+        state.pop("_model", None)
+        return state
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable weights per block, as in the seed lecture: each recurrent layer's input
+        weights W_xh, recurrent weights W_hh and bias (LSTM: 4 gates, GRU: 3, SimpleRNN: 1),
+        then the dense output's W_hy and bias."""
+        names = []
+        for i in range(len(self.units)):
+            names += [f"{self.cell}_{i + 1} {block}" for block in ("W_xh", "W_hh", "bias")]
+        names += ["dense W_hy", "dense bias"]
+        return {name: int(w.size) for name, w in zip(names, self.weights_, strict=True)}
+
+
+class _Progress:
+    """Epoch progress of one fit: a bar on a terminal, one summary line otherwise (CI logs)."""
+
+    def __init__(self, label: str, epochs: int):
+        self.label, self.epochs = label, epochs
+
+    def callback(self):
+        return _keras().callbacks.LambdaCallback(on_train_begin=self.begin, on_epoch_end=self.epoch_end, on_train_end=self.end)
+
+    def begin(self, logs=None):
+        self.start, self.val_loss, self.bar = time.perf_counter(), [], None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.epochs, desc=self.label, unit="epoch", leave=False, file=sys.stderr)
+
+    def epoch_end(self, epoch, logs=None):
+        self.val_loss.append(float(logs["val_loss"]))
+        if self.bar is not None:
+            self.bar.set_postfix(val_loss=f"{self.val_loss[-1]:.4f}", refresh=False)
+            self.bar.update(1)
+
+    def end(self, logs=None):
+        if self.bar is not None:
+            self.bar.close()
+            return
+        best = int(np.argmin(self.val_loss))
+        print(
+            f"{self.label}: {len(self.val_loss)} epochs, best val_loss {self.val_loss[best]:.4f} at epoch {best + 1}, "
+            f"{time.perf_counter() - self.start:.1f} s",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip

@@ -1,0 +1,96 @@
+"""The evaluate stage's figures, drawn with matplotlib's object API (no pyplot, no global backend).
+
+Each `*_figure` function takes a long frame and returns a `Figure`; `save_png` writes one
+atomically and byte-for-byte reproducibly (no software version or date in the PNG).
+Each model keeps one colour in every figure (`model_colors`); the actual price is black.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from pipeline import io
+
+ACTUAL = "actual"  # the line label of the observed price in forecast frames
+
+
+def model_colors(models: list[str]) -> dict[str, str]:
+    """A colour per model from matplotlib's default cycle, by the model's place in `models`."""
+    return {model: f"C{i % 10}" for i, model in enumerate(models)}
+
+
+def save_png(figure: Figure, path: Path | str) -> None:
+    """Write `figure` as a PNG; the same figure gives the same bytes on every run."""
+    with io.atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+
+
+def forecast_figure(frame: pd.DataFrame, colors: dict[str, str], title: str) -> Figure:
+    """Actual and forecast prices over time: `frame` has `ds`, `model` and `price` columns."""
+    figure = Figure(figsize=(11, 5), layout="constrained")
+    ax = figure.subplots()
+    for model, rows in frame.groupby("model", sort=True):
+        if model == ACTUAL:
+            continue
+        ax.plot(rows["ds"], rows["price"], color=colors[model], linewidth=1, label=model)
+    actual = frame[frame["model"] == ACTUAL]
+    ax.plot(actual["ds"], actual["price"], color="black", linewidth=1.6, label=ACTUAL, zorder=3)
+    ax.set(title=title, xlabel="date", ylabel="price")
+    ax.legend(loc="best", fontsize="small")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def fold_rmse_figure(frame: pd.DataFrame, colors: dict[str, str], baseline: str) -> Figure:
+    """RMSE per fold and its ratio to the baseline's, one line per model: `frame` has `fold`,
+    `model`, `rmse` and `rmse_vs_naive` columns."""
+    figure = Figure(figsize=(8, 7), layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    for model, rows in frame.groupby("model", sort=True):
+        top.plot(rows["fold"], rows["rmse"], color=colors[model], marker="o", linewidth=1, label=model)
+        bottom.plot(rows["fold"], rows["rmse_vs_naive"], color=colors[model], marker="o", linewidth=1, label=model)
+    top.set(title="RMSE by walk-forward fold (pooled over series)", ylabel="RMSE (price)")
+    bottom.axhline(1, color="black", linewidth=0.8)
+    bottom.set(xlabel="fold", ylabel=f"RMSE / {baseline}")
+    bottom.set_xticks(sorted(frame["fold"].unique()))
+    top.legend(loc="best", fontsize="small")
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    return figure
+
+
+def cumulative_figure(frame: pd.DataFrame, fold_starts: list, colors: dict[str, str], title: str) -> Figure:
+    """Cumulative squared-error difference to the baseline: `ds`, `model`, `cum_sq_error_diff`.
+
+    Below zero a model has so far made smaller squared errors than the baseline; dotted lines
+    mark where each fold's test part starts.
+    """
+    figure = Figure(figsize=(11, 5), layout="constrained")
+    ax = figure.subplots()
+    for model, rows in frame.groupby("model", sort=True):
+        ax.plot(rows["ds"], rows["cum_sq_error_diff"], color=colors[model], linewidth=1, label=model)
+    ax.axhline(0, color="black", linewidth=0.8)
+    for start in fold_starts:
+        ax.axvline(start, color="grey", linestyle=":", linewidth=0.8)
+    ax.set(title=title, xlabel="date", ylabel="cumulative (e² - e²_naive)")
+    if len(frame):
+        ax.legend(loc="best", fontsize="small")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def decomposition_figure(ds: np.ndarray, observed: np.ndarray, trend: np.ndarray, seasonal: np.ndarray, resid: np.ndarray, title: str) -> Figure:
+    """Four stacked panels of a seasonal-trend decomposition of a log price."""
+    figure = Figure(figsize=(11, 8), layout="constrained")
+    axes = figure.subplots(4, 1, sharex=True)
+    for ax, values, label in zip(axes, (observed, trend, seasonal, resid), ("log price", "trend", "seasonal", "residual"), strict=True):
+        ax.plot(ds, values, linewidth=0.8, color="black" if label == "log price" else None)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(title)
+    axes[-1].set_xlabel("date")
+    return figure

@@ -1,0 +1,157 @@
+"""Shared fixtures for tests that run stages as subprocesses in a throwaway copy of the repo.
+
+Stages write to `data/` and `reports/` relative to the working directory, so end-to-end tests
+never run in the checkout: they copy the project's files (tracked, plus untracked files git does
+not ignore, without `data/`) into a temporary directory and run there. `python -m pipeline.*`
+then imports the copy's `pipeline/`, because the working directory comes first on `sys.path`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# The venv's executables (dvc, python) first on PATH, whichever way pytest was started.
+BIN = Path(sys.executable).parent
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the project's files (not `data/`, not ignored files) into `dest`; return `dest`."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, check=True, capture_output=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in listed:
+        source = ROOT / name
+        if not name or name.startswith("data/") or not source.is_file():  # deleted but still tracked
+            continue
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, dest / name)
+    return dest
+
+
+def stage_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment stages run with: venv first on PATH, no DVC analytics, MLflow's local
+    store (no `MLFLOW_TRACKING_URI`), plus `extra` (e.g. `STOCKCAST_TRACKING=off`)."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    return {**env, **(extra or {})}
+
+
+def run_in(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a command in `repo` with `stage_env(env)`; `python` means this venv's Python."""
+    argv = [sys.executable if args[0] == "python" else args[0], *args[1:]]
+    return subprocess.run(argv, cwd=repo, env=stage_env(env), capture_output=True, text=True, timeout=timeout)
+
+
+def git_init(repo: Path) -> None:
+    """Make `repo` a git repository with one commit, as DVC expects."""
+    for argv in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "init"],
+    ):
+        subprocess.run(argv, cwd=repo, check=True, capture_output=True)
+
+
+# What the stages import; a warm runner pays for these once instead of once per stage run.
+PRELOAD = ("numpy", "pandas", "pyarrow.parquet", "yaml", "joblib", "threadpoolctl", "sklearn.model_selection", "mlflow")
+
+# The warm runner's loop: one request per line, each run in a forked child exactly as
+# `python -m` runs a module (runpy, as __main__, with sys.argv set), exit status included.
+_SERVER = r"""
+import json, os, runpy, sys, traceback
+for name in sys.argv[1:]:
+    __import__(name)
+for line in sys.stdin:
+    request = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        os.environ.update(request["env"])
+        for fd, name, flags in ((0, os.devnull, os.O_RDONLY), (1, request["stdout"], os.O_WRONLY), (2, request["stderr"], os.O_WRONLY)):
+            os.dup2(os.open(name, flags), fd)
+        sys.argv = [request["module"], *request["args"]]
+        code = 0
+        try:
+            runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+        except SystemExit as exit:
+            code = 0 if exit.code is None else exit.code
+            if not isinstance(code, int):
+                print(code, file=sys.stderr)
+                code = 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    print(json.dumps(os.waitstatus_to_exitcode(status)), flush=True)
+"""
+
+
+class WarmRunner:
+    """Runs `python -m <module> args...` in `repo`, each run in its own process, without the
+    seconds of imports per run: every run is a child forked from one interpreter that has
+    already imported `PRELOAD` (the stage modules themselves are imported fresh in each child).
+
+    Calling it returns a `CompletedProcess` (returncode negative when killed by a signal).
+    `env` (constructor: every run; call: that run) is added to `stage_env()`.
+    """
+
+    def __init__(self, repo: Path, env: dict[str, str] | None = None, preload: tuple[str, ...] = PRELOAD):
+        self.server = subprocess.Popen(
+            [sys.executable, "-c", _SERVER, *preload], cwd=repo, env=stage_env(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )  # fmt: skip
+        self.scratch = Path(tempfile.mkdtemp(prefix="warm-runner-"))
+
+    def __call__(self, module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        out, err = self.scratch / "stdout", self.scratch / "stderr"
+        out.write_bytes(b"")
+        err.write_bytes(b"")
+        request = {"module": module, "args": list(args), "env": env or {}, "stdout": str(out), "stderr": str(err)}
+        self.server.stdin.write(json.dumps(request) + "\n")
+        self.server.stdin.flush()
+        reply = self.server.stdout.readline()
+        if not reply:
+            raise RuntimeError(f"warm runner died (exit status {self.server.wait()})")
+        returncode = json.loads(reply)
+        return subprocess.CompletedProcess(["python", "-m", module, *args], returncode, out.read_text(), err.read_text())
+
+    def close(self) -> None:
+        self.server.stdin.close()
+        self.server.wait(timeout=30)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> WarmRunner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def sample_csv(n_rows: int = 200) -> str:
+    """A Yahoo-style price file: `n_rows` business days from 2020-01-01 of a seeded random walk."""
+    import numpy as np
+    import pandas as pd
+
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, n_rows)))
+    days = pd.bdate_range("2020-01-01", periods=n_rows).strftime("%Y-%m-%d")
+    lines = ["Date,Open,High,Low,Close,Adj Close,Volume"]
+    lines += [f"{d},{c:.4f},{c * 1.01:.4f},{c * 0.99:.4f},{c:.4f},{c:.4f},{1000 + i}" for i, (d, c) in enumerate(zip(days, close))]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A fresh copy of the project (without `data/`) for one test."""
+    return copy_repo(tmp_path / "repo")
