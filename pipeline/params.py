@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,7 +91,8 @@ class SplitParams:
     max_train_size: int | None = None  # null: expanding window
 
     def __post_init__(self) -> None:
-        _require(self.n_windows >= 1, "n_windows", f"must be >= 1, got {self.n_windows}")
+        # TimeSeriesSplit needs n_splits >= 2.
+        _require(self.n_windows >= 2, "n_windows", f"must be >= 2, got {self.n_windows}")
         _require(self.test_size >= 1, "test_size", f"must be >= 1, got {self.test_size}")
         _require(self.gap >= 0, "gap", f"must be >= 0, got {self.gap}")
         _require(self.max_train_size is None or self.max_train_size >= 2, "max_train_size", f"must be null or >= 2, got {self.max_train_size}")

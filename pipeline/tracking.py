@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 
-from pipeline import io, paths
+from pipeline import io, paths, scoring
 from pipeline.cli import UserError
 from pipeline.features import make_windows, transform
 from pipeline.params import Params
@@ -238,21 +238,19 @@ def fitted_by_fold(fitted: Sequence, folds: dict[str, list[dict]]) -> list[tuple
 def model_scores(name: str, table: pd.DataFrame, prices: pd.DataFrame, folds: dict[str, list[dict]]) -> tuple[dict, dict[int, dict]]:
     """A predictions table's scores as the evaluate stage computes them: overall and per fold.
 
-    Every model gets the same keys (`pipeline.evaluate.METRIC_KEYS`); an undefined score is
+    Every model gets the same keys (`pipeline.scoring.METRIC_KEYS`); an undefined score is
     NaN. The naive baseline's forecast is yesterday's price exactly (the random walk through the
     walk-forward loop's price mapping), so the vs-naive scores need no other table.
     """
-    from pipeline import evaluate  # evaluate imports this module; import it once both exist
-
-    context = evaluate.price_context(prices)
-    rows = evaluate.forecast_rows({name: table}, context, evaluate.fold_scales(context, folds))
+    context = scoring.price_context(prices)
+    rows = scoring.forecast_rows({name: table}, context, scoring.fold_scales(context, folds))
     rows["y_hat_naive"] = rows["y_prev"]
 
     def numbers(scores: dict) -> dict[str, float]:
-        return {key: float("nan") if scores[key] is None else float(scores[key]) for key in evaluate.METRIC_KEYS}
+        return {key: float("nan") if scores[key] is None else float(scores[key]) for key in scoring.METRIC_KEYS}
 
-    per_fold = {int(fold): numbers(evaluate.score(group)) for fold, group in rows.groupby("fold", sort=True)}
-    return numbers(evaluate.score(rows)), per_fold
+    per_fold = {int(fold): numbers(scoring.score(group)) for fold, group in rows.groupby("fold", sort=True)}
+    return numbers(scoring.score(rows)), per_fold
 
 
 def key_part(text: str) -> str:
@@ -568,7 +566,7 @@ def start(params: Params, stage: str) -> Tracker | None:
     return Tracker(uri, experiment_id, params, stage, tags)
 
 
-def _metrics(overall: dict, per_fold: dict[int, dict], by_fold: list) -> list[Metric]:
+def _metrics(overall: dict, per_fold: dict[int, dict], by_fold: list) -> list:
     """The model run's metrics: overall, `fold/<key>` per fold and each fold's training curves."""
     from mlflow.entities import Metric
 

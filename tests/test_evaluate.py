@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import run_in
-from pipeline import evaluate, io, leaderboard
+from pipeline import evaluate, io, leaderboard, scoring
 from pipeline.cli import UserError
 
 N_DAYS, TEST_SIZE = 120, 20  # two folds of 20 test days per series
@@ -61,14 +61,14 @@ MYMODEL_METADATA = {"model": "mymodel", "stage": "test", "n_params": 1313, "para
 def inputs():
     prices = make_prices()
     folds = make_folds(prices)
-    context = evaluate.price_context(prices)
-    return prices, folds, context, evaluate.fold_scales(context, folds)
+    context = scoring.price_context(prices)
+    return prices, folds, context, scoring.fold_scales(context, folds)
 
 
 @pytest.fixture(scope="module")
 def rows(inputs):
     prices, _, context, scales = inputs
-    return evaluate.forecast_rows(make_tables(prices), context, scales)
+    return scoring.forecast_rows(make_tables(prices), context, scales)
 
 
 def test_metrics_report_has_the_contract_shape_and_valid_json(rows):
@@ -77,7 +77,7 @@ def test_metrics_report_has_the_contract_shape_and_valid_json(rows):
     assert list(report["models"]) == ["mymodel", "naive", "oracle"]
     assert list(report["series"]) == ["AAA", "BBB", "FLAT"]
     for scores in [*report["models"].values(), *(s for by_model in report["series"].values() for s in by_model.values())]:
-        assert tuple(scores) == evaluate.METRIC_KEYS
+        assert tuple(scores) == scoring.METRIC_KEYS
         assert all(v is None or type(v) is float for k, v in scores.items() if k != "n_forecasts")
         assert type(scores["n_forecasts"]) is int
     json.dumps(report, allow_nan=False)  # no NaN or inf anywhere
@@ -179,7 +179,7 @@ def test_a_bad_table_is_a_user_error_naming_it(inputs, change, message):
     tables = make_tables(prices)
     tables["broken"] = change(tables["naive"])
     with pytest.raises(UserError, match="broken.parquet") as err:
-        evaluate.forecast_rows(tables, context, scales)
+        scoring.forecast_rows(tables, context, scales)
     assert message in str(err.value)
 
 

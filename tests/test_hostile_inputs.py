@@ -130,7 +130,7 @@ CASES = [
     Case("unknown-key", ("params.yaml", "split.n_fold", "unknown key"), params={"split": {"n_fold": 3}}, stages=(("split",),)),
     Case("wrong-type", ("params.yaml", "features.n_lags", "expected an integer", "'five'"), params={"features": {"n_lags": "five"}}, stages=(("features",),)),
     Case("n-lags-zero", ("params.yaml", "features.n_lags", "must be >= 1, got 0"), params={"features": {"n_lags": 0}}, stages=(("features",),)),
-    Case("negative-folds", ("params.yaml", "split.n_windows", "must be >= 1, got -2"), params={"split": {"n_windows": -2}}, stages=(("split",),)),
+    Case("negative-folds", ("params.yaml", "split.n_windows", "must be >= 2, got -2"), params={"split": {"n_windows": -2}}, stages=(("split",),)),
     Case("test-size-too-large", ("split.test_size", "2 folds x 100 test days", "the series has 194"), params={"split": {"test_size": 100}}, stages=(("split",),)),
     Case("unknown-estimator", ("params.yaml", "sklearn.estimator", "expected one of ridge"), params={"sklearn": {"estimator": "xgboost"}}, stages=(("train", "sklearn"),)),
     Case("unknown-cell", ("params.yaml", "lstm.cell", "expected one of lstm"), params={"lstm": {"cell": "transformer"}}, stages=(("train", "lstm"),)),

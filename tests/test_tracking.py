@@ -359,7 +359,7 @@ def test_a_real_server_gets_the_runs_artifacts_and_champion(store, server, tmp_p
     assert {"metrics.json", "leaderboard.md", "plots"} <= {a.path for a in client.list_artifacts(runs["comparison"].info.run_id)}
     version = client.get_model_version_by_alias("stockcast-SP500", "champion")
     assert version.tags["model"] in ("naive", "drift") and version.tags["pipeline_run"] == "on-the-server"
-    forecast = mlflow.pyfunc.load_model(f"models:/stockcast-SP500@champion").predict(tracking.recent_prices(pd.read_parquet(remote / "data/prices.parquet"), "SP500"))
+    forecast = mlflow.pyfunc.load_model("models:/stockcast-SP500@champion").predict(tracking.recent_prices(pd.read_parquet(remote / "data/prices.parquet"), "SP500"))
     assert np.isfinite(forecast["y_hat"].iloc[0])
     assert not (remote / "mlflow.db").exists() and not (remote / "mlruns").exists()
 

@@ -1,0 +1,51 @@
+"""dvc.yaml lists, for every stage, exactly the code it runs: its module and what that imports."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+# `pipeline.train <family>` imports one model family's module (lazily, by family).
+FAMILY = {"naive": "pipeline.models.naive", "arima": "pipeline.models.arima", "sklearn": "pipeline.models.regressor", "lstm": "pipeline.models.recurrent"}
+
+
+def _imports(module: str) -> set[str]:
+    """The `pipeline` modules `module` imports anywhere in its body (lazy imports included)."""
+    path = ROOT / (module.replace(".", "/") + ".py")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pipeline"):
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                found.add(candidate if (ROOT / (candidate.replace(".", "/") + ".py")).exists() else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("pipeline.")}
+    return {name for name in found if (ROOT / (name.replace(".", "/") + ".py")).exists()}
+
+
+def _closure(module: str, family: str | None) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for name in _imports(current):
+            other_family = name in FAMILY.values() and name != family
+            if not other_family:
+                todo.append(name)
+    return seen
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_lists_exactly_the_code_it_imports(stage):
+    words = STAGES[stage]["cmd"].split()
+    assert words[:2] == ["python", "-m"], STAGES[stage]["cmd"]
+    module = words[2]
+    family = FAMILY.get(words[3]) if len(words) > 3 else None
+    expected = {name.replace(".", "/") + ".py" for name in _closure(module, family)} - {"pipeline/__init__.py"}
+    listed = {dep for dep in STAGES[stage]["deps"] if dep.startswith("pipeline/")}
+    assert listed == expected
