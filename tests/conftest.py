@@ -24,14 +24,14 @@ BIN = Path(sys.executable).parent
 
 
 def copy_repo(dest: Path) -> Path:
-    """Copy the project's files (not `data/`, not ignored files) into `dest`; return `dest`."""
+    """Copy the project's files (not the outputs in `data/` and `reports/`, not ignored files) into `dest`."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, check=True, capture_output=True,
     ).stdout.decode().split("\0")  # fmt: skip
     for name in listed:
         source = ROOT / name
-        if not name or name.startswith("data/") or not source.is_file():  # deleted but still tracked
+        if not name or name.startswith(("data/", "reports/")) or not source.is_file():  # outputs; deleted but tracked
             continue
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, dest / name)
