@@ -24,9 +24,11 @@ import numpy as np
 from benchmarks.inputs import default_inputs
 from benchmarks.report import Result, ratio, stopwatch
 from pipeline.features import make_windows, transform
-from pipeline.models.recurrent import CELLS, Recurrent, keras
+from pipeline.models.recurrent import CELLS, Recurrent  # chooses Keras' backend (JAX) and XLA threads
 from pipeline.params import Params
 from pipeline.walkforward import series_from_prices
+
+import keras  # noqa: E402,I001  (after the pipeline's module, which configures it)
 
 N_WINDOWS, N_LAGS = 4000, 60
 EPOCHS = 4  # one with compilation, three steady
@@ -82,7 +84,8 @@ def minimal_fit(log_price: np.ndarray, params: Params, epochs: int) -> None:
     n_val = round(len(y) * p.validation_fraction)
     keras.utils.set_random_seed(p.seed)
     layers = [keras.Input((N_LAGS, 1))]
-    layers += [CELLS[p.cell](u, dropout=p.dropout, return_sequences=i < len(p.units) - 1) for i, u in enumerate(p.units)]
+    cell = getattr(keras.layers, CELLS[p.cell])
+    layers += [cell(u, dropout=p.dropout, return_sequences=i < len(p.units) - 1) for i, u in enumerate(p.units)]
     model = keras.Sequential([*layers, keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=p.learning_rate), loss="mse")
     model.fit(

@@ -33,10 +33,11 @@ TOTAL_STAGE = "(dvc repro, all stages)"
 
 
 def copy_project(dest: Path) -> Path:
-    """The project's files (tracked and untracked-but-not-ignored, not `data/`) in a new git repo."""
+    """The project's files (tracked and untracked-but-not-ignored) in a new git repo, without the
+    outputs in `data/` and `reports/`, so that every stage runs cold."""
     listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True).stdout.decode().split("\0")
     for name in listed:
-        if name and not name.startswith("data/") and (ROOT / name).is_file():
+        if name and not name.startswith(("data/", "reports/")) and (ROOT / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
     for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "bench"]):

@@ -18,6 +18,7 @@ from pipeline import io
 from pipeline.cli import UserError
 from pipeline.features import windows_table
 from pipeline.ingest import synthetic_prices
+from pipeline.models.arima import Arima
 from pipeline.models.naive import Drift, Naive
 from pipeline.params import ParallelParams, SplitParams, parse_params
 from pipeline.split import make_folds
@@ -26,12 +27,7 @@ from pipeline.walkforward import parallel_backend, walk_forward
 N_SERIES, N_FOLDS = 4, 3
 
 
-def _arima():
-    arima = pytest.importorskip("pipeline.models.arima")
-    return arima.Arima(order=[1, 1, 1])
-
-
-MODELS = {"naive": Naive, "drift": Drift, "arima": _arima}
+MODELS = {"naive": Naive, "drift": Drift, "arima": lambda: Arima(order=[1, 1, 1])}  # fast models, fixed order
 
 
 class KeysSeen(SchedulerPlugin):
@@ -82,6 +78,10 @@ def test_cluster_predictions_are_the_serial_bytes_and_series_are_scattered_once(
     try:
         with parallel_backend(ParallelParams(backend="dask", scheduler_address=cluster.scheduler_address)):
             table, fitted = walk_forward(model, prices, folds, n_jobs=2)
+        # The scheduler forgets the call's keys asynchronously; see all of them go.
+        deadline = time.monotonic() + 10
+        while cluster.scheduler.tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         cluster.scheduler.remove_plugin(f"keys-{name}")
     assert _bytes(table, tmp_path / "dask.parquet") == _bytes(serial, tmp_path / "serial.parquet")
