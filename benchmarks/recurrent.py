@@ -67,7 +67,7 @@ def timed_epochs() -> Iterator[list[EpochTimer]]:
 def pipeline_fit(log_price: np.ndarray, params: Params, epochs: int) -> None:
     """`Recurrent.fit` for `epochs` epochs (patience = epochs: early stopping cannot end it sooner)."""
     p = params.lstm
-    model = Recurrent(
+    Recurrent(
         cell=p.cell, units=tuple(p.units), dropout=p.dropout, epochs=epochs, batch_size=p.batch_size,
         learning_rate=p.learning_rate, patience=epochs, validation_fraction=p.validation_fraction,
         seed=p.seed, n_lags=N_LAGS, target="log_return",

@@ -2,11 +2,12 @@
 
     python -m benchmarks repro
 
-Runs in a throwaway copy of the project (its files as git lists them, without `data/`), made a
-git repository as DVC expects, with the project's `params.yaml` and the default MLflow store in
-the copy. A stage's seconds run from DVC's "Running stage" line to the next one; its memory is
-the peak resident memory of DVC's child processes (the stage and any workers it starts, summed)
-while it runs, sampled every `SAMPLE_SECONDS`.
+Runs in a throwaway copy of the project (its files as git lists them, without the outputs in
+`data/` and `reports/`, so every stage runs), made a git repository as DVC expects, with the
+project's `params.yaml` and the default MLflow store in the copy. A stage's seconds run from
+DVC's "Running stage" line to the next one; its memory is the peak resident memory of DVC's child
+processes (the stage and any workers it starts, summed) while it runs, sampled every
+`SAMPLE_SECONDS`.
 """
 
 from __future__ import annotations

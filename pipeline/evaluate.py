@@ -34,11 +34,10 @@ from statsmodels.tsa.stattools import adfuller
 from threadpoolctl import threadpool_limits
 
 from pipeline import io, leaderboard, metrics, paths, plots, tracking
-from pipeline.scoring import BASELINE, REQUIRED_COLUMNS, fold_scales, forecast_rows, price_context, score
+from pipeline.scoring import ALPHA, BASELINE, REQUIRED_COLUMNS, fold_scales, forecast_rows, price_context, score
 from pipeline.cli import UserError, run
 from pipeline.params import EvaluateParams, load_params
 
-ALPHA = 0.05  # significance level of the plain-words verdicts
 
 
 def read_predictions(directory: Path) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:

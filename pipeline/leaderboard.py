@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline import scoring
+
 
 def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Sequence[Path]) -> str:
     """The whole leaderboard page, ending with a newline."""
@@ -30,14 +32,22 @@ def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Se
     lines += _parameters(ranked, details)
     lines += _intervals(ranked, details)
     lines += ["## By series", ""]
+    chosen = scoring.champions(report)
     for uid, by_model in report["series"].items():
         order = sorted(by_model, key=lambda m: (by_model[m]["rmse"], m))
-        lines += [f"### {uid}", "", *_score_table(order, by_model, details, baseline, alpha, with_params=False), ""]
+        lines += [f"### {uid}", "", champion_sentence(uid, chosen[uid], baseline), "", *_score_table(order, by_model, details, baseline, alpha, with_params=False), ""]
     lines += _by_fold(ranked, details, baseline)
     lines += _pairwise(ranked, details, alpha)
     lines += _stationarity(details, alpha)
     lines += ["## Plots", "", *[f"- [{path.stem}]({path.as_posix()})" for path in images], ""]
     return "\n".join(lines)
+
+
+def champion_sentence(uid: str, champion: str, baseline: str) -> str:
+    """Which model the registry serves for `uid` (`stockcast-<uid>@champion`), in plain words."""
+    if champion == baseline:
+        return f"Champion: **{champion}**. Nothing beats the {baseline} random walk on {uid}, so the random walk is the registered champion: tomorrow's forecast is today's price."
+    return f"Champion: **{champion}**, the lowest RMSE among the models that beat {baseline} on {uid}."
 
 
 def verdict(scores: dict, baseline: str, alpha: float, model: str) -> str:
@@ -56,7 +66,7 @@ def headline(models: dict, baseline: str, alpha: float) -> str:
     """The sentence at the top: does anything beat the baseline?"""
     if baseline not in models:
         return f"**There is no `{baseline}` predictions table, so nothing is compared with the random walk.**"
-    winners = [m for m, s in models.items() if m != baseline and s["dm_pvalue_vs_naive"] is not None and s["dm_pvalue_vs_naive"] < alpha and s["dm_stat_vs_naive"] < 0]
+    winners = [m for m, s in models.items() if m != baseline and scoring.beats_baseline(s)]
     if winners:
         named = ", ".join(f"{m} (RMSE / {baseline} {_num(models[m]['rmse_vs_naive'], '.4f')}, p={_p(models[m]['dm_pvalue_vs_naive'])})" for m in winners)
         return f"**Beats the {baseline} random walk at the {alpha:.0%} level: {named}.**"

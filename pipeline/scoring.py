@@ -13,6 +13,7 @@ from pipeline import io, metrics, paths
 from pipeline.cli import UserError
 
 BASELINE = "naive"  # the model every other is compared with (the contract's random walk)
+ALPHA = 0.05  # significance level at which a model "beats" the baseline (Diebold-Mariano)
 METRIC_KEYS = ("rmse", "mae", "mape", "mase", "directional_accuracy", "rmse_vs_naive", "dm_stat_vs_naive", "dm_pvalue_vs_naive", "n_forecasts")
 REQUIRED_COLUMNS = ("unique_id", "ds", "fold", "y", "y_hat")
 
@@ -135,3 +136,24 @@ def score(rows: pd.DataFrame) -> dict:
         "dm_pvalue_vs_naive": dm[1] if dm else None,
         "n_forecasts": int(len(rows)),
     }
+
+
+def beats_baseline(scores: dict) -> bool:
+    """Whether the Diebold-Mariano test says a model's squared errors are smaller than the
+    baseline's at the `ALPHA` level (two-sided p, negative statistic)."""
+    p, stat = scores.get("dm_pvalue_vs_naive"), scores.get("dm_stat_vs_naive")
+    return p is not None and stat is not None and p < ALPHA and stat < 0
+
+
+def champions(report: dict) -> dict[str, str]:
+    """Each series' champion, from `metrics.json`'s content: the lowest-RMSE model among those
+    that beat the baseline (`beats_baseline`), else the baseline itself. A lower RMSE that
+    could be luck does not dethrone the random walk. Without a baseline table, the lowest RMSE.
+    Ties go to the first name."""
+    chosen = {}
+    for uid, by_model in report["series"].items():
+        contenders = [m for m, scores in by_model.items() if m == BASELINE or beats_baseline(scores)]
+        if BASELINE not in by_model:
+            contenders = list(by_model)
+        chosen[uid] = min(contenders, key=lambda m: (by_model[m]["rmse"], m))
+    return chosen

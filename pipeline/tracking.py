@@ -480,7 +480,7 @@ class Tracker:
 
         `report` is `reports/metrics.json`'s content: each model's overall scores become
         metrics `<model>.<key>`; `artifacts` (files or directories: the reports, the plots)
-        are attached. Each series' champion (`champions`) is registered as
+        are attached. Each series' champion (`scoring.champions`) is registered as
         `stockcast-<series>` with alias `champion`, from the run that wrote the champion's
         table as it is now (its `output_md5`); the comparison run links each model's run in a
         tag `run.<model>`.
@@ -490,7 +490,7 @@ class Tracker:
         tables = {model: paths.predictions(model) for model in report["models"]}
         with _as_user_error(self.uri):
             runs = {model: self._run_that_wrote(model, path) for model, path in tables.items()}
-            chosen = champions(report)
+            chosen = scoring.champions(report)
             tags = {
                 **self.tags, "series": ",".join(report["series"]),
                 **{f"md5.{path.as_posix()}": dvc_md5(path) for path in tables.values()},
@@ -577,12 +577,6 @@ def _metrics(overall: dict, per_fold: dict[int, dict], by_fold: list) -> list:
         for curve, values in getattr(model, "history_", {}).items():
             out += [Metric(f"history/{key_part(uid)}/fold_{fold}/{curve}", float(v), now, epoch) for epoch, v in enumerate(values)]
     return out
-
-
-def champions(report: dict) -> dict[str, str]:
-    """Each series' model with the lowest RMSE (ties: the first name), from `metrics.json`'s
-    content. The naive baseline competes: where nothing beats it, it is the champion."""
-    return {uid: min(by_model, key=lambda m: (by_model[m]["rmse"], m)) for uid, by_model in report["series"].items()}
 
 
 def _number(value) -> float:

@@ -30,7 +30,7 @@ import yaml
 from conftest import BIN, copy_repo, run_in
 from dvc_data.hashfile.hash import file_md5
 
-from pipeline import evaluate, features, ingest, split, tracking, train
+from pipeline import evaluate, features, ingest, scoring, split, tracking, train
 from pipeline.cli import UserError
 from pipeline.models.arima import Arima
 from pipeline.models.naive import Drift, Naive
@@ -136,13 +136,17 @@ def test_the_forecaster_pyfunc_skips_the_weekend():
     assert out.to_dict("records") == [{"ds": pd.Timestamp("2024-01-08"), "y_hat": 11.0}]
 
 
-def test_the_champion_is_the_lowest_rmse_and_the_baseline_competes():
+def test_the_champion_beats_naive_significantly_else_naive_is_the_champion():
+    beats = {"dm_stat_vs_naive": -3.0, "dm_pvalue_vs_naive": 0.01}
+    luck = {"dm_stat_vs_naive": -0.5, "dm_pvalue_vs_naive": 0.6}
+    worse = {"dm_stat_vs_naive": 3.0, "dm_pvalue_vs_naive": 0.01}
     report = {"series": {
-        "A": {"arima": {"rmse": 1.0}, "naive": {"rmse": 2.0}},
-        "B": {"arima": {"rmse": 3.0}, "lstm": {"rmse": 3.5}, "naive": {"rmse": 2.5}},
-        "C": {"drift": {"rmse": 1.0}, "naive": {"rmse": 1.0}},  # a tie goes to the first name
+        "A": {"arima": {"rmse": 1.0, **beats}, "lstm": {"rmse": 1.5, **beats}, "naive": {"rmse": 2.0}},
+        "B": {"arima": {"rmse": 3.0, **worse}, "naive": {"rmse": 2.5}},
+        "C": {"drift": {"rmse": 0.9, **luck}, "naive": {"rmse": 1.0}},  # lower RMSE, but could be luck
+        "D": {"drift": {"rmse": 1.0, **beats}, "sklearn": {"rmse": 1.0, **beats}, "naive": {"rmse": 2.0}},  # a tie: first name
     }}  # fmt: skip
-    assert tracking.champions(report) == {"A": "arima", "B": "naive", "C": "drift"}
+    assert scoring.champions(report) == {"A": "arima", "B": "naive", "C": "naive", "D": "drift"}
 
 
 def test_an_unreachable_server_is_a_user_error_naming_it_within_seconds():
@@ -303,7 +307,7 @@ def test_the_comparison_run_holds_the_reports_and_registers_the_champion(store):
         assert comparison.data.metrics[f"{model}.rmse"] == pytest.approx(report["models"][model]["rmse"], rel=1e-12)
     artifacts = {a.path for a in client.list_artifacts(comparison.info.run_id)}
     assert {"metrics.json", "evaluation.json", "leaderboard.md", "plots"} <= artifacts
-    champion = tracking.champions(report)["SP500"]
+    champion = scoring.champions(report)["SP500"]
     version = client.get_model_version_by_alias("stockcast-SP500", "champion")
     assert version.tags["model"] == champion == comparison.data.tags["champion.SP500"]
     assert version.source == runs[champion].data.tags["forecaster.SP500"]
