@@ -69,14 +69,14 @@ def main() -> None:
     tracker = tracking.start(params, stage)  # before any training: an unreachable server fails fast
     prices = io.read_table(paths.PRICES, ["unique_id", "ds"])
     folds = io.read_json(paths.FOLDS)
-    for name, model in build_models(stage, params).items():
-        started = time.time()
-        with parallel_backend(params.parallel):
+    with parallel_backend(params.parallel):  # one pool or cluster for all of the stage's models
+        for name, model in build_models(stage, params).items():
+            started = time.time()
             table, fitted = walk_forward(model, prices, folds, n_jobs=params.parallel.n_jobs, label=name)
-        io.write_table(table, paths.predictions(name), metadata=describe(name, stage, fitted[-1]))
-        if tracker:
-            tracker.log_model_run(name, table, fitted, prices, folds, started)
-        print(f"{stage}: {len(table)} forecasts -> {paths.predictions(name)}")
+            io.write_table(table, paths.predictions(name), metadata=describe(name, stage, fitted[-1]))
+            if tracker:
+                tracker.log_model_run(name, table, fitted, prices, folds, started)
+            print(f"{stage}: {len(table)} forecasts -> {paths.predictions(name)}")
 
 
 if __name__ == "__main__":
