@@ -2,16 +2,17 @@
 
     python -m benchmarks arima
 
-Rows, all in one process with one BLAS thread:
+Rows, all in one process with one BLAS thread, for ARIMA(1,1,1) and for the `auto` order search:
+- statsmodels re-estimated at every step, the pipeline's own `Arima` refit on each day's full
+  history (for `auto`, the order search too): too slow to run whole, so a few steps per fold
+  are timed and the mean is extrapolated to every test day. These are the references;
 - the pipeline's `arima` stage code (`walk_forward` with `pipeline.models.arima.Arima`): fit once
-  per fold, then filter the fitted state over the test days; order [1, 1, 1] and `auto`;
-- statsmodels re-estimated at every step (the same ARIMA(1,1,1) specification, refit on each
-  day's full history): too slow to run whole, so a few steps per fold are timed and the mean is
-  extrapolated to every test day;
+  per fold, then filter the fitted state over the test days;
 - statsforecast's `cross_validation` with `refit` per fold, ARIMA(1,1,1) with drift and
   AutoARIMA (d = arima.d, p <= arima.max_p, q <= arima.max_q), if the bench extra is installed.
 
-Forecasts are compared in price with the refit-every-step forecasts on the sampled days.
+Each row's speed-up and price difference are against the refit-every-step reference of the
+same specification, on the sampled days.
 """
 
 from __future__ import annotations
@@ -30,19 +31,20 @@ STEPS_PER_FOLD = 5  # refit-every-step days timed per fold (evenly spaced)
 COLUMNS = ["approach", "wall s", "forecasts/s", "x faster than refit-every-step", "max |price diff| vs refit, %"]
 
 
-def refit_every_step(log_price: np.ndarray, price: np.ndarray, days: list[tuple[int, int]]) -> tuple[np.ndarray, float]:
-    """ARIMA(1,1,1) re-estimated for each (history start, day) on the history before the day.
+def refit_every_step(model: Arima, log_price: np.ndarray, price: np.ndarray, days: list[tuple[int, int]]) -> tuple[np.ndarray, float, list]:
+    """`model` re-estimated for each (history start, day) on the history before the day.
 
-    Returns the price forecasts and the mean seconds a step took.
+    Returns the price forecasts, the mean seconds a step took and the order fitted each day.
     """
-    forecasts, seconds = [], []
+    forecasts, seconds, orders = [], [], []
     for history_start, t in days:
         with stopwatch() as elapsed:
-            model = Arima(order=[1, 1, 1]).fit(log_price[history_start:t])
+            model.fit(log_price[history_start:t])
             forecast = model.predict(log_price[history_start : t + 1], 1)[0]
         seconds.append(elapsed())
+        orders.append(model.order_)
         forecasts.append(price[t - 1] * np.exp(forecast - log_price[t - 1]))
-    return np.array(forecasts), float(np.mean(seconds))
+    return np.array(forecasts), float(np.mean(seconds)), orders
 
 
 def statsforecast_cv(log_price: np.ndarray, model, n_test: int, refit: int) -> np.ndarray:
@@ -72,59 +74,90 @@ def run(params: Params) -> Result:
         columns=COLUMNS,
     )
     a = params.arima
-    runs: dict[str, tuple[float, np.ndarray]] = {}
+    specs = {"ARIMA(1,1,1)": [1, 1, 1], f"auto (p<={a.max_p}, d={a.d}, q<={a.max_q})": "auto"}
+    references, runs, fold_orders = {}, {}, {}  # spec -> (wall, sampled forecasts, daily orders); label -> (spec, wall, forecasts)
     with threadpool_limits(limits=1):
-        reference, per_step = refit_every_step(log_price, series.price, sampled)
-        for label, order in (("pipeline ARIMA(1,1,1)", [1, 1, 1]), (f"pipeline ARIMA auto (p<={a.max_p}, d={a.d}, q<={a.max_q})", "auto")):
+        for spec, order in specs.items():
+            forecast, per_step, orders = refit_every_step(Arima(order=order, max_p=a.max_p, max_q=a.max_q, d=a.d), log_price, series.price, sampled)
+            references[spec] = (per_step * n, forecast, orders)
+            result.notes.append(f"refit every step, {spec}: {len(sampled)} steps timed ({STEPS_PER_FOLD} per fold, evenly spaced), mean {per_step:.3f} s a step, x {n} days")
+        for spec, order in specs.items():
+            label = f"pipeline {spec}"
             with stopwatch() as elapsed:
-                table, _ = walk_forward(Arima(order=order, max_p=a.max_p, max_q=a.max_q, d=a.d), prices, folds, n_jobs=1, label=label)
-            runs[label] = (elapsed(), table.y_hat.to_numpy())
+                table, fitted = walk_forward(Arima(order=order, max_p=a.max_p, max_q=a.max_q, d=a.d), prices, folds, n_jobs=1, label=label)
+            runs[label] = (spec, elapsed(), table.y_hat.to_numpy())
+            fold_orders[spec] = [model.order_ for model in fitted]
+        auto = list(specs)[1]
+        fold_of_day = np.searchsorted([f.test_end for f in positions], [t for _, t in sampled])
+        switched, same_order_diff = _auto_difference(runs[f"pipeline {auto}"][2][at_sampled], references[auto][2], [fold_orders[auto][i] for i in fold_of_day], log_price, series.price, sampled)
+        result.notes.append(
+            f"auto: on {switched} of {len(sampled)} timed days the daily search picks another order than the fold's (near-tied AICs); "
+            f"refit daily with the fold's own order, the pipeline's largest difference is {same_order_diff:.4f}%"
+        )
         if contiguous:
-            result.notes += _statsforecast_runs(runs, log_price, n, params)
+            result.notes += _statsforecast_runs(runs, specs, log_price, n, params)
         else:
             result.notes.append("statsforecast rows skipped: the test days are not the series' last days in one run (split.gap > 0?)")
-    refit_wall = per_step * n
-    result.rows.append(["statsmodels refit every step (extrapolated)", refit_wall, n / refit_wall, 1.0, 0.0])
-    for label, (wall, forecast) in runs.items():
+    for spec, (wall, _, _) in references.items():
+        result.rows.append([f"statsmodels refit every step, {spec} (extrapolated)", wall, n / wall, 1.0, 0.0])
+    for label, (spec, wall, forecast) in runs.items():
+        reference_wall, reference, _ = references[spec]
         diff = np.max(np.abs(forecast[at_sampled] / reference - 1)) * 100
-        result.rows.append([label, wall, n / wall, ratio(refit_wall, wall), diff])
-    result.notes.insert(0, f"refit every step: {len(sampled)} steps timed ({STEPS_PER_FOLD} per fold, evenly spaced), mean {per_step:.3f} s a step, x {n} days; differences are over those {len(sampled)} days")
-    result.notes += _targets(result.rows)
+        result.rows.append([label, wall, n / wall, ratio(reference_wall, wall), diff])
+    result.notes.append(f"differences are over the {len(sampled)} timed days, against the refit of the same specification")
+    result.notes += _targets(result.rows, same_order_diff)
     return result
 
 
-def _statsforecast_runs(runs: dict, log_price: np.ndarray, n: int, params: Params) -> list[str]:
-    """Adds the statsforecast rows' (seconds, price forecasts) of the last `n` days to `runs`."""
+def _auto_difference(pipeline: np.ndarray, daily_orders: list, fold_orders: list, log_price: np.ndarray, price: np.ndarray, sampled: list) -> tuple[int, float]:
+    """Splits `auto`'s difference from its refit: the filtering, or the daily search choosing another order?
+
+    `pipeline` holds the pipeline's price forecasts of the sampled days. Returns on how many days
+    the daily search chose another order than the day's fold, and the largest difference in % from
+    a daily refit of the fold's own order.
+    """
+    same_order = np.concatenate([refit_every_step(Arima(order=list(order)), log_price, price, [day])[0] for order, day in zip(fold_orders, sampled)])
+    diff = np.max(np.abs(pipeline / same_order - 1)) * 100
+    return sum(daily != fold for daily, fold in zip(daily_orders, fold_orders)), float(diff)
+
+
+def _statsforecast_runs(runs: dict, specs: dict, log_price: np.ndarray, n: int, params: Params) -> list[str]:
+    """Adds the statsforecast rows' (spec, seconds, price forecasts) of the last `n` days to `runs`."""
     try:
         from statsforecast.models import ARIMA, AutoARIMA
     except ImportError:
         return ["statsforecast rows skipped: not installed (`make bench` installs the bench extra)"]
     a, refit = params.arima, params.split.test_size
-    with stopwatch() as compile_time:  # numba compiles on first use; not part of any row
-        statsforecast_cv(log_price[:400], ARIMA(order=(1, 1, 1), include_drift=True), 50, 25)
-        statsforecast_cv(log_price[:400], AutoARIMA(d=a.d, max_p=a.max_p, max_q=a.max_q, seasonal=False), 50, 25)
+    fixed, auto = specs
     models = {
-        f"statsforecast ARIMA(1,1,1) drift, refit per fold ({refit})": ARIMA(order=(1, 1, 1), include_drift=True),
-        f"statsforecast AutoARIMA, refit per fold ({refit})": AutoARIMA(d=a.d, max_p=a.max_p, max_q=a.max_q, seasonal=False),
+        fixed: (f"statsforecast ARIMA(1,1,1) drift, refit per fold ({refit})", ARIMA(order=(1, 1, 1), include_drift=True)),
+        auto: (f"statsforecast AutoARIMA, refit per fold ({refit})", AutoARIMA(d=a.d, max_p=a.max_p, max_q=a.max_q, seasonal=False)),
     }
-    for label, model in models.items():
+    with stopwatch() as compile_time:  # numba compiles on first use; not part of any row
+        for _, model in models.values():
+            statsforecast_cv(log_price[:400], model, 50, 25)
+    for spec, (label, model) in models.items():
         with stopwatch() as elapsed:
             forecast = statsforecast_cv(log_price, model, n, refit)
-        runs[label] = (elapsed(), np.exp(forecast))
+        runs[label] = (spec, elapsed(), np.exp(forecast))
     return [f"statsforecast: numba compilation before timing took {compile_time():.1f} s (excluded)"]
 
 
-def _targets(rows: list[list]) -> list[str]:
+def _targets(rows: list[list], auto_same_order_diff: float) -> list[str]:
+    """The issue's targets, met or not; `auto` is also held to 0.05% of a daily refit of its fold's order."""
     wall = {row[0]: row[1] for row in rows}
     speedup = {row[0]: row[3] for row in rows}
     diff = {row[0]: row[4] for row in rows}
-    fixed = next(k for k in wall if k.startswith("pipeline ARIMA(1,1,1)"))
-    auto = next(k for k in wall if k.startswith("pipeline ARIMA auto"))
-    notes = [
-        f"target >= 70x faster than refit-every-step: {speedup[fixed]:.0f}x ({'met' if speedup[fixed] >= 70 else 'NOT met'})",
-        f"target forecasts within 0.05% of refit-every-step: {diff[fixed]:.4f}% ({'met' if diff[fixed] <= 0.05 else 'NOT met'})",
-    ]
-    for mine, theirs in ((fixed, "statsforecast ARIMA"), (auto, "statsforecast AutoARIMA")):
+    notes = []
+    for prefix, theirs in (("pipeline ARIMA(1,1,1)", "statsforecast ARIMA("), ("pipeline auto", "statsforecast AutoARIMA")):
+        mine = next(k for k in wall if k.startswith(prefix))
+        within = f"{mine} {diff[mine]:.4f}% ({'met' if diff[mine] <= 0.05 else 'NOT met'})"
+        if prefix == "pipeline auto":
+            within += f"; against a daily refit of the fold's order {auto_same_order_diff:.4f}% ({'met' if auto_same_order_diff <= 0.05 else 'NOT met'})"
+        notes += [
+            f"target >= 70x faster than refit-every-step: {mine} {speedup[mine]:.0f}x ({'met' if speedup[mine] >= 70 else 'NOT met'})",
+            f"target forecasts within 0.05% of refit-every-step: {within}",
+        ]
         other = next((k for k in wall if k.startswith(theirs)), None)
         if other:
             r = wall[other] / wall[mine]

@@ -25,8 +25,9 @@ def test_filtered_forecasts_equal_a_step_by_step_extend():
     model = Arima(order=[1, 1, 1]).fit(Y[:T])
     forecasts, bounds = model.predict(Y, STEPS), model.predict_interval(Y, STEPS)
     trend = model._trend(len(Y))
-    # The reference: statsmodels' own update, one new observation at a time.
-    results, expected, expected_bounds = model.results_, [], []
+    # The reference: statsmodels' own update, one new observation at a time, from the fitted
+    # parameters filtered over the train part (the fit keeps no filter output: low memory).
+    results, expected, expected_bounds = model.results_.apply(SCALE * (Y[:T] - trend[:T])), [], []
     for day in range(T, T + STEPS):
         step = results.get_forecast(1)
         expected.append(step.predicted_mean[0] / SCALE + trend[day])
@@ -63,3 +64,21 @@ def test_no_converging_order_is_a_clear_error():
     flat = np.full(300, np.log(100.0))  # no variance to estimate: every fit of the grid fails
     with pytest.raises(UserError, match=r"^arima\.order: no ARIMA\(p, 1, q\) with p <= 1, q <= 1 converged"):
         Arima(order="auto", max_p=1, max_q=1).fit(flat)
+
+
+def test_a_fixed_order_that_cannot_be_fitted_is_a_clear_error():
+    flat = np.full(300, np.log(100.0))
+    with pytest.raises(UserError, match=r"^arima\.order: ARIMA\(1, 1, 1\) could not be fitted on a train part of 300 prices: "):
+        Arima(order=[1, 1, 1]).fit(flat)
+
+
+def test_intervals_and_forecasts_come_from_one_filter_pass_and_pickle_without_it():
+    import pickle
+
+    model = Arima(order=[1, 1, 1]).fit(Y[:T])
+    forecasts = model.predict(Y, STEPS)
+    assert model.predict_interval(Y, STEPS) is model._last_step[2][1]  # served from the kept pass
+    other = Y.copy()
+    other[-2] += 0.01  # a different history filters again: the last forecast sees this day
+    assert model.predict(other, STEPS)[-1] != forecasts[-1]
+    assert pickle.loads(pickle.dumps(model))._last_step is None
