@@ -33,17 +33,24 @@ from pipeline.cli import UserError
 SCALE = 100.0
 
 
-def _fit(y: np.ndarray, order: tuple[int, int, int]):
+# The optimiser of `innovations_mle` (scipy's L-BFGS-B), with tolerances tight enough that the
+# order search's AICs match statsmodels' default state-space fit to 3 decimals.
+SEARCH = {"method": "L-BFGS-B", "options": {"maxiter": 200, "ftol": 1e-12, "gtol": 1e-7}}
+# The fit that forecasts: central-difference gradients and tolerances near machine precision.
+# Near-cancelling AR and MA roots make the likelihood flat, and SEARCH's end point there moves
+# forecasts by up to 1e-7 on another CPU (emulated older instruction sets); FINAL's by 5e-10.
+FINAL = {"method": "L-BFGS-B", "jac": "3-point", "options": {"maxiter": 200, "ftol": 1e-15, "gtol": 1e-10}}
+
+
+def _fit(y: np.ndarray, order: tuple[int, int, int], optimiser: dict):
     """Exact maximum-likelihood ARIMA results on `SCALE * y`, with the optimiser's chatter silenced.
 
     The likelihood is maximised with the innovations algorithm on the differenced series
-    (`method="innovations_mle"`, L-BFGS-B with tight tolerances) and then evaluated by the
-    Kalman filter, so the AIC is the state-space one. On the S&P 500 train parts this reaches
-    the default state-space optimiser's AICs to 3 decimals for every order of the 9-order grid,
-    in about a third of its time. The results keep no filter output (`low_memory`) and no
-    parameter covariance: `predict` re-filters from the parameters, and nothing reads standard errors.
+    (`method="innovations_mle"`) and then evaluated by the Kalman filter, so the AIC is the
+    state-space one, in about a third of the time of statsmodels' default state-space fit. The
+    results keep no filter output (`low_memory`) and no parameter covariance: `predict`
+    re-filters from the parameters, and nothing reads standard errors.
     """
-    optimiser = {"method": "L-BFGS-B", "options": {"maxiter": 200, "ftol": 1e-12, "gtol": 1e-7}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", SingularMatrixWarning)  # in the starting values of a degenerate series
@@ -51,7 +58,8 @@ def _fit(y: np.ndarray, order: tuple[int, int, int]):
         warnings.filterwarnings("ignore", message="Provided `endog` series has been differenced", category=UserWarning)
         warnings.filterwarnings("ignore", category=RuntimeWarning)  # a degenerate fit fails or does not converge: see the callers
         model = ARIMA(SCALE * y, order=order, trend="n")
-        return model.fit(method="innovations_mle", method_kwargs={"minimize_kwargs": optimiser}, cov_type="none", low_memory=True)
+        minimize_kwargs = {**optimiser, "options": dict(optimiser["options"])}  # statsmodels writes into it
+        return model.fit(method="innovations_mle", method_kwargs={"minimize_kwargs": minimize_kwargs}, cov_type="none", low_memory=True)
 
 
 def _converged(results) -> bool:
@@ -59,8 +67,8 @@ def _converged(results) -> bool:
     return bool(results.fit_details["minimize_results"].success) and bool(np.isfinite(results.llf))
 
 
-def select_order(y: np.ndarray, max_p: int, max_q: int, d: int):
-    """The (p, d, q) with the lowest AIC on `y` (log prices) over p <= max_p, q <= max_q, and its results.
+def select_order(y: np.ndarray, max_p: int, max_q: int, d: int) -> tuple[int, int, int]:
+    """The (p, d, q) with the lowest AIC on `y` (log prices) over p <= max_p, q <= max_q.
 
     Fits that fail or do not converge are skipped. Ties go to the smaller p + q, then smaller p.
     """
@@ -68,17 +76,17 @@ def select_order(y: np.ndarray, max_p: int, max_q: int, d: int):
     for p in range(max_p + 1):
         for q in range(max_q + 1):
             try:
-                results = _fit(y, (p, d, q))
+                results = _fit(y, (p, d, q), SEARCH)
             except (np.linalg.LinAlgError, ValueError, ZeroDivisionError):
                 continue
             if not _converged(results):
                 continue
             key = (results.aic, p + q, p)
             if best is None or key < best[0]:
-                best = (key, (p, d, q), results)
+                best = (key, (p, d, q))
     if best is None:
         raise UserError(f"arima.order: no ARIMA(p, {d}, q) with p <= {max_p}, q <= {max_q} converged on a train part of {len(y)} prices")
-    return best[1], best[2]
+    return best[1]
 
 
 class Arima:
@@ -98,13 +106,13 @@ class Arima:
         self.drift_ = float((y[-1] - y[0]) / (len(y) - 1)) if d == 1 else 0.0
         detrended = y - self._trend(len(y))
         if self.order == "auto":
-            self.order_, self.results_ = select_order(detrended, self.max_p, self.max_q, d)
+            self.order_ = select_order(detrended, self.max_p, self.max_q, d)
         else:
             self.order_ = tuple(int(v) for v in self.order)
-            try:
-                self.results_ = _fit(detrended, self.order_)
-            except (np.linalg.LinAlgError, ValueError, ZeroDivisionError) as error:
-                raise UserError(f"arima.order: ARIMA{self.order_} could not be fitted on a train part of {len(y)} prices: {error}") from None
+        try:
+            self.results_ = _fit(detrended, self.order_, FINAL)
+        except (np.linalg.LinAlgError, ValueError, ZeroDivisionError) as error:
+            raise UserError(f"arima.order: ARIMA{self.order_} could not be fitted on a train part of {len(y)} prices: {error}") from None
         self._last_step = None
         return self
 
