@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from benchmarks.inputs import synthetic_inputs
 from benchmarks.report import Result, ratio, stopwatch
 from pipeline.params import Params
@@ -20,6 +22,9 @@ from pipeline.train import build_models
 from pipeline.walkforward import parallel_backend, walk_forward
 
 SIZES = (10, 50, 200)
+# A run shorter than SHORT seconds is repeated and its best kept: at 10 ms a series, naive's
+# N=10 run lasts 0.1 s, and one scheduling hiccup would double its time per series.
+SHORT, REPEATS = 10.0, 3
 
 
 def fast_models(params: Params) -> dict:
@@ -41,9 +46,14 @@ def run(params: Params) -> Result:
     for n in SIZES:
         prices, folds = synthetic_inputs(n, params)
         for name, model in fast_models(params).items():
-            with parallel_backend(params.parallel), stopwatch() as elapsed:
-                walk_forward(model, prices, folds, n_jobs=params.parallel.n_jobs, label=f"{name} x {n}")
-            per_series[name].append(elapsed() / n)
+            best = np.inf
+            for _ in range(REPEATS):
+                with parallel_backend(params.parallel), stopwatch() as elapsed:
+                    walk_forward(model, prices, folds, n_jobs=params.parallel.n_jobs, label=f"{name} x {n}")
+                best = min(best, elapsed())
+                if best >= SHORT:
+                    break
+            per_series[name].append(best / n)
     p = params.parallel
     result = Result(
         title=f"Scaling: seconds per series, {params.data.n_days}-day synthetic series, {params.split.n_windows} folds of {params.split.test_size} days, {p.backend} n_jobs={p.n_jobs}",
@@ -52,7 +62,7 @@ def run(params: Params) -> Result:
     )
     worst = max(row[-1] for row in result.rows)
     result.notes = [
-        "wall time of the walk-forward loop divided by N, after one untimed run has started the worker pool",
+        f"wall time of the walk-forward loop divided by N, after one untimed run has started the worker pool; runs under {SHORT:g} s: best of {REPEATS}",
         f"target flat time per series: largest N={SIZES[-1]} / N={SIZES[0]} ratio {worst:.2f} ({'met' if worst <= 1.25 else 'NOT met'}, allowing 25%)",
     ]
     return result

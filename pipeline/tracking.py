@@ -468,12 +468,14 @@ class Tracker:
                     warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
                     dataset = mlflow.data.from_pandas(prices, source=str(Path.cwd() / paths.PRICES), name="prices", digest=inputs[f"md5.{paths.PRICES.as_posix()}"])
                 mlflow.log_input(dataset, context="training")
+                # Models before metrics: MLflow copies every metric already in the run into each
+                # model it logs, one query per metric key: series x series queries in all.
+                for uid, model in last.items():
+                    _log_models(model, recent_prices(prices, uid), uid)
                 mlflow.MlflowClient().log_batch(
                     run.info.run_id, params=[Param(k, v) for k, v in flat_params(self.params, SECTIONS[self.stage]).items()],
                     metrics=_metrics(overall, per_fold, by_fold), synchronous=True,
                 )  # fmt: skip
-                for uid, model in last.items():
-                    _log_models(model, recent_prices(prices, uid), uid)
 
     def log_comparison(self, report: dict, artifacts: Sequence[Path]) -> None:
         """Log the evaluate stage's comparison run and register each series' champion.
