@@ -27,6 +27,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 from statsmodels.tsa.seasonal import STL
@@ -37,6 +38,8 @@ from pipeline import io, leaderboard, metrics, paths, plots, tracking
 from pipeline.scoring import ALPHA, BASELINE, REQUIRED_COLUMNS, fold_scales, forecast_rows, price_context, score
 from pipeline.cli import UserError, run
 from pipeline.params import EvaluateParams, load_params
+
+MIN_TASKS_PER_PROCESS = 8  # per-series work (statistics, figures) goes to processes only above this
 
 
 
@@ -135,22 +138,37 @@ def seasonal_strength(seasonal: np.ndarray, resid: np.ndarray) -> float:
     return max(0.0, 1.0 - float(np.var(resid)) / total) if total > 0 else 0.0
 
 
-def series_report(context: pd.DataFrame, period: int) -> tuple[dict, dict]:
+def series_report(context: pd.DataFrame, period: int, n_jobs: int = 1) -> tuple[dict, dict]:
     """Per series: ADF on log prices and log returns and the STL seasonal strength (null for a
     series shorter than two periods), for the report; and the decompositions, for the plots."""
+    groups = list(context.groupby("unique_id", sort=True))
+    stats = _map(_series_stats, [(rows["ds"].to_numpy(), np.log(rows["price"].to_numpy()), period) for _, rows in groups], n_jobs)
     report, parts = {}, {}
-    for uid, rows in context.groupby("unique_id", sort=True):
-        log_price = np.log(rows["price"].to_numpy())
+    for (uid, _), (entry, components) in zip(groups, stats, strict=True):
+        report[uid] = entry
+        if components is not None:
+            parts[uid] = components
+    return report, parts
+
+
+def _series_stats(ds: np.ndarray, log_price: np.ndarray, period: int) -> tuple[dict, tuple | None]:
+    """One series' entry of `series_report` and its decomposition (dates, log price, STL parts)."""
+    with threadpool_limits(limits=1):  # statsmodels' small regressions are slower on 2 BLAS threads
         components = decompose(log_price, period)
-        report[uid] = {
+        entry = {
             "n_days": int(len(log_price)),
             "adf_log_price": adf(log_price),
             "adf_log_return": adf(np.diff(log_price)),
             "seasonal_strength": None if components is None else seasonal_strength(*components[1:]),
         }
-        if components is not None:
-            parts[uid] = (rows["ds"].to_numpy(), log_price, *components)
-    return report, parts
+    return entry, None if components is None else (ds, log_price, *components)
+
+
+def _map(func, items: list[tuple], n_jobs: int) -> list:
+    """`func(*item)` for every item, in order; on `n_jobs` processes when there are enough items
+    to pay for starting them (a second each: matplotlib's and statsmodels' imports)."""
+    processes = n_jobs if len(items) >= 2 * MIN_TASKS_PER_PROCESS else 1
+    return joblib.Parallel(n_jobs=processes)(joblib.delayed(func)(*item) for item in items)
 
 
 def last_fold_frame(rows: pd.DataFrame) -> pd.DataFrame:
@@ -180,17 +198,19 @@ def _csv(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, lineterminator="\n")
 
 
-def write_plots(rows: pd.DataFrame, folds: dict, decompositions: dict, params: EvaluateParams, root: Path) -> list[Path]:
+def write_plots(rows: pd.DataFrame, folds: dict, decompositions: dict, params: EvaluateParams, root: Path, n_jobs: int = 1) -> list[Path]:
     """Write every figure (PNG) and DVC plot data file (CSV) under `root`; remove stale ones.
 
+    Figures are drawn on `n_jobs` processes when there are many (four per series).
     Returns the PNG paths in the order the leaderboard lists them.
     """
     images = root / "images"
     colors = plots.model_colors(sorted(rows["model"].unique()))
     written: dict[Path, None] = {}
+    figures: list[tuple] = []  # (figure function, its arguments, PNG path), drawn at the end
 
-    def png(figure, name: str) -> None:
-        plots.save_png(figure, images / name)
+    def png(make, *args, name: str) -> None:
+        figures.append((make, args, images / name))
         written[images / name] = None
 
     def csv(frame: pd.DataFrame, path: Path) -> None:
@@ -199,23 +219,28 @@ def write_plots(rows: pd.DataFrame, folds: dict, decompositions: dict, params: E
 
     fold_rmse = fold_rmse_frame(folds)
     csv(fold_rmse, root / "rmse_by_fold.csv")
-    png(plots.fold_rmse_figure(fold_rmse, colors, BASELINE), "rmse_by_fold.png")
+    png(plots.fold_rmse_figure, fold_rmse, colors, BASELINE, name="rmse_by_fold.png")
     for uid, series in rows.groupby("unique_id", sort=True):
         last = last_fold_frame(series)
         csv(last, root / "forecast" / f"{uid}.csv")
-        png(plots.forecast_figure(last, colors, f"{uid}: one-step forecasts over the last fold"), f"forecast_{uid}.png")
+        png(plots.forecast_figure, last, colors, f"{uid}: one-step forecasts over the last fold", name=f"forecast_{uid}.png")
         zoom_start = np.sort(last["ds"].unique())[-min(params.zoom_days, last["ds"].nunique())]
-        png(plots.forecast_figure(last[last["ds"] >= zoom_start], colors, f"{uid}: the last {params.zoom_days} days"), f"zoom_{uid}.png")
+        png(plots.forecast_figure, last[last["ds"] >= zoom_start], colors, f"{uid}: the last {params.zoom_days} days", name=f"zoom_{uid}.png")
         cumulative = cumulative_frame(series)
         csv(cumulative, root / "cumulative" / f"{uid}.csv")
         starts = sorted(series.groupby("fold")["ds"].min())
-        png(plots.cumulative_figure(cumulative, starts, colors, f"{uid}: cumulative squared error minus the naive forecast's"), f"cumulative_{uid}.png")
+        png(plots.cumulative_figure, cumulative, starts, colors, f"{uid}: cumulative squared error minus the naive forecast's", name=f"cumulative_{uid}.png")
     for uid, parts in sorted(decompositions.items()):
-        png(plots.decomposition_figure(*parts, f"{uid}: STL decomposition of the log price, period {params.seasonal_period} days"), f"decomposition_{uid}.png")
+        png(plots.decomposition_figure, *parts, f"{uid}: STL decomposition of the log price, period {params.seasonal_period} days", name=f"decomposition_{uid}.png")
+    _map(_draw, figures, n_jobs)
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.suffix in (".png", ".csv") and path not in written:
             path.unlink()  # a series or model that is gone
     return [p for p in written if p.suffix == ".png"]
+
+
+def _draw(make, args: tuple, path: Path) -> None:
+    plots.save_png(make(*args), path)
 
 
 def main() -> None:
@@ -227,8 +252,7 @@ def main() -> None:
     tables, descriptions = read_predictions(paths.PREDICTIONS)
     context = price_context(prices)
     rows = forecast_rows(tables, context, fold_scales(context, folds))
-    with threadpool_limits(limits=1):  # statsmodels' small regressions are slower on 2 BLAS threads
-        series, decompositions = series_report(context, params.seasonal_period)
+    series, decompositions = series_report(context, params.seasonal_period, all_params.parallel.n_jobs)
     for uid in sorted(set(series) - set(decompositions)):
         print(f"evaluate: warning: {uid} has fewer than 2 x evaluate.seasonal_period = {2 * params.seasonal_period} days: no decomposition", file=sys.stderr)
     report = metrics_report(rows)
@@ -241,7 +265,7 @@ def main() -> None:
         "dm_pairwise": pairwise_dm(rows),
         "series": series,
     }
-    images = write_plots(rows, details["folds"], decompositions, params, paths.PLOTS)
+    images = write_plots(rows, details["folds"], decompositions, params, paths.PLOTS, all_params.parallel.n_jobs)
     io.write_json(report, paths.METRICS)
     io.write_json(details, paths.EVALUATION)
     io.write_text(leaderboard.render(report, details, folds, [p.relative_to(paths.REPORTS) for p in images]), paths.LEADERBOARD)
