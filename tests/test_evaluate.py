@@ -228,3 +228,25 @@ def test_the_stage_writes_every_report_and_a_rerun_is_byte_identical(repo_copy, 
     monkeypatch.setattr(evaluate, "MIN_TASKS_PER_PROCESS", 1)
     evaluate.main()
     assert _digests(repo_copy / "reports") == first
+
+
+def test_seasonal_strength_finds_a_planted_cycle_and_not_a_random_walk():
+    rng = np.random.default_rng(3)
+    days = np.arange(2000)
+    cycle = 4.6 + 0.05 * np.sin(2 * np.pi * days / 50) + rng.normal(0, 0.002, len(days))
+    walk = 4.6 + np.cumsum(rng.normal(0, 0.01, len(days)))
+    strong = evaluate.seasonal_strength(*evaluate.decompose(cycle, period=50)[1:])
+    weak = evaluate.seasonal_strength(*evaluate.decompose(walk, period=50)[1:])
+    assert strong > 0.9 and weak < 0.5
+    assert evaluate.decompose(walk[:99], period=50) is None  # under two periods: no decomposition
+
+
+def test_decomposition_with_jumps_stays_close_to_smoothing_every_point():
+    from statsmodels.tsa.seasonal import STL
+
+    walk = 4.6 + np.cumsum(np.random.default_rng(5).normal(0, 0.01, 1500))
+    trend, seasonal, resid = evaluate.decompose(walk, period=100)
+    full = STL(walk, period=100).fit()
+    assert np.allclose(trend + seasonal + resid, walk)  # the parts add up to the series
+    assert np.max(np.abs(trend - full.trend)) < 0.01  # log points: under 1% of price
+    assert abs(evaluate.seasonal_strength(seasonal, resid) - evaluate.seasonal_strength(np.asarray(full.seasonal), np.asarray(full.resid))) < 0.05
