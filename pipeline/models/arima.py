@@ -3,10 +3,11 @@
     python -m pipeline.train arima    # params: arima.*  ->  data/predictions/arima.parquet
 
 `fit` estimates statsmodels' ARIMA on the train part by exact maximum likelihood; with
-`order: auto` it first picks (p, q) by AIC on that same train part. `predict` runs the Kalman filter with the fitted
-parameters over the longer history (`results.apply`, no re-estimation) and takes the one-step
-predictions of the last days: each uses only the values before its day. That is what
-re-fitting at every step would give, within a few hundredths of a percent, some 250x faster.
+`order: auto` it first picks (p, q) by AIC on that same train part. `predict` runs the Kalman
+filter with the fitted parameters over the longer history (`results.apply`, no re-estimation)
+and takes the one-step predictions of the last days: each uses only the values before its day.
+That is what re-fitting at every step would give, within a few hundredths of a percent, some
+250x faster (`python -m benchmarks arima`).
 
 The trend is the mean of the d-times differenced series: a mean level for d=0, a drift (the
 mean daily log return) for d=1, none for d=2 (a constant second difference of log prices would
