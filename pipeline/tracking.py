@@ -322,14 +322,14 @@ def native_model(model, series_prices: pd.DataFrame) -> tuple[str, object, objec
     """What a fitted model learned, in a form an MLflow flavour logs, or `None` (the baselines).
 
     Returns `(library, object, input example, the object's output for it)` for the first
-    attribute holding learned state (`name_`, or a private cache of it such as the recurrent
-    net's Keras model, `_model`) from a library MLflow has a flavour for. statsmodels results
+    attribute holding learned state (`name_`, e.g. the recurrent net's Keras model `network_`)
+    from a library MLflow has a flavour for. statsmodels results
     take a one-row frame of `start`, `end` positions (the example: the day after the train
     part); scikit-learn and Keras models take the lag windows the model builds from the prices.
     """
     for key, value in vars(model).items():
         library = type(value).__module__.partition(".")[0]
-        if library not in FLAVOURS or not (key.endswith("_") or key.startswith("_")):
+        if library not in FLAVOURS or not key.endswith("_"):
             continue  # an unfitted constructor argument, e.g. the regressor's `estimator`
         if library == "statsmodels":
             n = int(value.nobs)

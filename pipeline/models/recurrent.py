@@ -103,20 +103,20 @@ class Recurrent(Windowed):
         )  # fmt: skip
         self.history_ = {name: [float(v) for v in values] for name, values in sorted(fitted.history.items())}
         self.weights_ = model.get_weights()
-        self._model = model
+        self.network_ = model
 
     def _predict_windows(self, X: np.ndarray) -> np.ndarray:
-        if getattr(self, "_model", None) is None:  # after unpickling: rebuild from the weights
-            self._model = self._build()
-            self._model.set_weights(self.weights_)
+        if getattr(self, "network_", None) is None:  # after unpickling: rebuild from the weights
+            self.network_ = self._build()
+            self.network_.set_weights(self.weights_)
         # One batch of all rows: each row's forecast depends on that row alone.
-        out = self._model.predict(self._inputs(X), batch_size=max(len(X), 1), verbose=0)
+        out = self.network_.predict(self._inputs(X), batch_size=max(len(X), 1), verbose=0)
         return out[:, 0].astype("float64") * self.scale_ + self.mean_
 
     def __getstate__(self) -> dict:
-        # The Keras model is a cache of `weights_`: workers return fitted objects without it.
+        # The Keras model (`network_`) is rebuilt from `weights_`: workers return fitted objects without it.
         state = self.__dict__.copy()
-        state.pop("_model", None)
+        state.pop("network_", None)
         return state
 
     def parameter_counts(self) -> dict[str, int]:
