@@ -3,10 +3,11 @@
     python -m pipeline.forecast                  # every series in data/prices.parquet
     python -m pipeline.forecast --series SP500
 
-The evaluate stage registers the model with the lowest RMSE for each series as
-`stockcast-<series>` with alias `champion` (see `pipeline.tracking`). This command loads it
+The evaluate stage registers each series' champion (`pipeline.scoring.champions`: the lowest-RMSE
+model that beats the naive baseline significantly, else naive) as `stockcast-<series>` with
+alias `champion` (see `pipeline.tracking`). This command loads it
 through `mlflow.pyfunc`, gives it the series' prices from `data/prices.parquet` and prints the
-forecast for the next business day, with its prediction interval where the model has one.
+forecast for the next trading day, with its prediction interval where the model has one.
 It writes nothing.
 """
 

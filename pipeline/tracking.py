@@ -41,6 +41,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.holiday import (
+    AbstractHolidayCalendar, GoodFriday, Holiday, USLaborDay, USMartinLutherKingJr, USMemorialDay, USPresidentsDay,
+    USThanksgivingDay, nearest_workday, sunday_to_monday,
+)  # fmt: skip
+from pandas.tseries.offsets import CustomBusinessDay
 
 from pipeline import io, paths, scoring
 from pipeline.cli import UserError
@@ -261,11 +266,35 @@ def key_part(text: str) -> str:
 # ---------------------------------------------------------------- the models a run holds
 
 
+class NYSEHolidays(AbstractHolidayCalendar):
+    """The New York Stock Exchange's regular full-day closures (not unscheduled ones, such as
+    national days of mourning): every data set this project ships trades there."""
+
+    rules = [
+        Holiday("New Year's Day", month=1, day=1, observance=sunday_to_monday),  # a Saturday one is not made up
+        USMartinLutherKingJr, USPresidentsDay, GoodFriday, USMemorialDay,
+        Holiday("Juneteenth", month=6, day=19, start_date="2022-01-01", observance=nearest_workday),
+        Holiday("Independence Day", month=7, day=4, observance=nearest_workday),
+        USLaborDay, USThanksgivingDay,
+        Holiday("Christmas Day", month=12, day=25, observance=nearest_workday),
+    ]  # fmt: skip
+
+
+@functools.cache
+def _nyse_trading_day() -> CustomBusinessDay:
+    return CustomBusinessDay(calendar=NYSEHolidays())  # lists every holiday 1970-2200: 0.1 s, once
+
+
+def next_trading_day(day: pd.Timestamp) -> pd.Timestamp:
+    """The first NYSE trading day after `day`: weekends and NYSE holidays skipped."""
+    return pd.Timestamp(day) + _nyse_trading_day()
+
+
 def next_day_forecast(model, prices: pd.DataFrame) -> pd.DataFrame:
     """A fitted contract model's forecast for the day after `prices` (one series' `ds`, `price`).
 
-    One row: `ds` the next business day (weekends skipped; holidays are not known), `y_hat` the
-    forecast price and, where the model gives one, its prediction interval `y_lo`, `y_hi`.
+    One row: `ds` the next trading day (`next_trading_day`), `y_hat` the forecast price and,
+    where the model gives one, its prediction interval `y_lo`, `y_hi`.
     """
     frame = prices.sort_values("ds")
     price = frame["price"].to_numpy("float64")
@@ -277,7 +306,7 @@ def next_day_forecast(model, prices: pd.DataFrame) -> pd.DataFrame:
     def to_price(log_price) -> np.ndarray:  # relative to the last price, as the walk-forward loop maps forecasts
         return price[-1] * np.exp(np.asarray(log_price, dtype="float64").reshape(-1) - y[-1])
 
-    out = {"ds": [pd.Timestamp(frame["ds"].iloc[-1]) + pd.offsets.BDay(1)], "y_hat": to_price(model.predict(extended, 1))}
+    out = {"ds": [next_trading_day(frame["ds"].iloc[-1])], "y_hat": to_price(model.predict(extended, 1))}
     if hasattr(model, "predict_interval"):
         lo, hi = to_price(model.predict_interval(extended, 1))
         out["y_lo"], out["y_hi"] = [lo], [hi]
