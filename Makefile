@@ -7,7 +7,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # DVC must not phone home or write outside the repo.
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv repro test bench lock clean
+.PHONY: venv js repro test bench lock clean
 
 venv: $(STAMP)
 
@@ -20,10 +20,20 @@ $(STAMP): requirements.lock pyproject.toml
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/uv pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-repro: venv
+# vega, vega-lite and vega-embed for the offline `dvc plots show` page (.dvc/plots/page.html), as
+# package-lock.json pins them; without npm only that page's charts are missing, so this warns, not fails.
+JS_STAMP := node_modules/.installed
+
+js: $(JS_STAMP)
+
+$(JS_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: dvc_plots/index.html will show no charts (install Node.js, then make js)"; exit 0; }; \
+		npm ci --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error && touch $(JS_STAMP)
+
+repro: venv js
 	dvc repro
 
-test: venv
+test: venv js
 	python -m pytest -q
 
 # The benchmarks compare with statsforecast, a benchmark-only extra: its lock is requirements.lock

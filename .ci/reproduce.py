@@ -2,26 +2,28 @@
 
     .venv/bin/python .ci/reproduce.py
 
-1. Copies the project as a clean clone holds it (tracked files, and untracked files git does
-   not ignore, minus every output `dvc.yaml` declares) into a temporary directory, makes it a
-   git repository with one commit, and runs `dvc repro` there: cold, with an empty DVC cache
-   and MLflow's default local store in the copy (`MLFLOW_TRACKING_URI` unset).
+1. Copies the project as a clean clone holds it (`pipeline.scratch.copy_project`: git's files
+   minus every output `dvc.yaml` declares) into a temporary directory, makes it a git repository
+   with one commit, and runs `dvc repro` there: cold, with an empty DVC cache and MLflow's
+   default local store in the copy (`MLFLOW_TRACKING_URI` unset).
 2. `dvc status` must then report nothing changed.
 3. Every output `dvc.lock` lists is removed and `dvc repro --force` runs every stage again;
-   every output file must have the same md5 as after the first run.
-4. The reproduced `dvc.lock` and metrics files are compared with the ones committed at HEAD
-   of this clone: identical bytes, or (outputs only: the stages' commands, dependencies and params must match exactly)
-   every number in the metrics within a relative tolerance of 1e-6, which is reported as such.
+   every output file (the DVC-cached ones included) must have the same md5 as after run 1.
+4. The reproduced `dvc.lock` and every committed declared output (the files git holds under
+   `dvc.yaml`'s outputs) are compared with HEAD of this clone: identical bytes, or (the stages'
+   commands, dependencies and params must match exactly) the same files with every number within
+   tolerance: JSON value by value, CSV cell by cell, text token by token (words exact). Figures
+   and other binary files with other bytes are reported, not failed (`pipeline.scratch.compare_output`).
+   The DVC-cached outputs (git holds none of their files) are compared by step 3 only.
 
-Stages are never named here: they come from `dvc.yaml` and `dvc.lock`. Exits 1 listing every
-difference; the copy is kept for inspection on failure and removed on success.
+Stages and paths are never named here: they come from `dvc.yaml` and `dvc.lock`. Exits 1 listing
+every difference; the copy is kept for inspection on failure and removed on success.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -32,66 +34,10 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.cli import UserError
+from pipeline.scratch import compare_committed, copy_project, declared_outputs, is_under, make_git_repo
+
 ROOT = Path(__file__).resolve().parent.parent
-REL_TOL = 1e-6  # metrics from another machine may differ in the last bits of floating point
-ABS_TOL = 1e-12  # for values that should be zero
-
-
-def declared_outputs(dvc_yaml: dict) -> tuple[list[str], list[str]]:
-    """(every output path, the metrics files among them) that `dvc.yaml`'s stages declare."""
-    outputs, metrics = [], []
-    for stage in dvc_yaml.get("stages", {}).values():
-        for kind in ("outs", "metrics", "plots"):
-            for entry in stage.get(kind, []):
-                path = next(iter(entry)) if isinstance(entry, dict) else entry
-                outputs.append(path)
-                if kind == "metrics":
-                    metrics.append(path)
-    return outputs, metrics
-
-
-def is_under(path: str, roots: list[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
-
-
-def copy_project(dest: Path, outputs: list[str]) -> None:
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True)
-    for name in listed.stdout.decode().split("\0"):
-        if name and not is_under(name, outputs) and (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-
-
-def lock_outputs(repo: Path) -> list[str]:
-    stages = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    return sorted(out["path"] for stage in stages.values() for out in stage.get("outs", []))
-
-
-def file_hashes(repo: Path, outputs: list[str]) -> dict[str, str]:
-    """md5 of every file of every output (directories walked)."""
-    hashes = {}
-    for out in outputs:
-        path = repo / out
-        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
-            if file.is_file():
-                hashes[file.relative_to(repo).as_posix()] = hashlib.md5(file.read_bytes()).hexdigest()
-    return hashes
-
-
-def numbers_close(a, b, where: str = "") -> list[str]:
-    """Where two parsed JSON documents differ beyond the tolerance (empty: they agree)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        if a.keys() != b.keys():
-            return [f"{where or '/'}: keys {sorted(a.keys() ^ b.keys())} differ"]
-        return [d for key in a for d in numbers_close(a[key], b[key], f"{where}/{key}")]
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return [f"{where}: {len(a)} items vs {len(b)}"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in numbers_close(x, y, f"{where}/{i}")]
-    numeric = (int, float)
-    if isinstance(a, numeric) and isinstance(b, numeric) and not isinstance(a, bool) and not isinstance(b, bool):
-        return [] if math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL) else [f"{where}: {a!r} vs {b!r}"]
-    return [] if a == b else [f"{where}: {a!r} vs {b!r}"]
 
 
 def inputs_of(lock: dict) -> dict:
@@ -109,8 +55,50 @@ def inputs_of(lock: dict) -> dict:
     }
 
 
-def output_md5s(lock: dict) -> dict[str, str]:
-    return {out["path"]: out.get("md5") for stage in lock.get("stages", {}).values() for out in stage.get("outs", [])}
+def lock_outputs(repo: Path) -> list[str]:
+    stages = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    return sorted(out["path"] for stage in stages.values() for out in stage.get("outs", []))
+
+
+def files_under(repo: Path, outputs: list[str]) -> list[str]:
+    """Every file of every output in `repo` (directories walked), as posix paths."""
+    found = []
+    for out in outputs:
+        path = repo / out
+        found += [
+            f.relative_to(repo).as_posix()
+            for f in (sorted(path.rglob("*")) if path.is_dir() else [path])
+            if f.is_file()
+        ]
+    return found
+
+
+def file_hashes(repo: Path, outputs: list[str]) -> dict[str, str]:
+    return {name: hashlib.md5((repo / name).read_bytes()).hexdigest() for name in files_under(repo, outputs)}
+
+
+def committed_files(outputs: list[str]) -> list[str]:
+    """The files git holds at HEAD of this clone under `outputs`."""
+    if not outputs:
+        return []
+    listed = subprocess.run(
+        ["git", "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *outputs],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    return sorted(name for name in listed.stdout.decode().split("\0") if name)
+
+
+def is_committed(output: str, committed: list[str]) -> bool:
+    """Whether git holds `output` or files under it."""
+    return any(is_under(path, [output]) for path in committed)
+
+
+def committed_bytes(path: str) -> bytes | None:
+    """`path` as committed at HEAD of the clone under test, or None."""
+    shown = subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, capture_output=True, check=False)
+    return shown.stdout if shown.returncode == 0 else None
 
 
 class Check:
@@ -119,21 +107,23 @@ class Check:
         self.problems: list[str] = []
         self.summary: list[str] = []
 
-    def sh(self, *argv: str) -> subprocess.CompletedProcess:
-        """Run a command in the copy, capturing its output."""
-        return subprocess.run(argv, cwd=self.repo, env=self.env, text=True, capture_output=True)
-
     def repro(self, label: str, *args: str) -> dict[str, str]:
         print(f"--- {label}: dvc repro {' '.join(args)}", flush=True)
         started = time.monotonic()
         ran = []
-        with subprocess.Popen(["dvc", "repro", *args], cwd=self.repo, env=self.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as dvc:
+        argv = ["dvc", "repro", *args]
+        with subprocess.Popen(
+            argv, cwd=self.repo, env=self.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        ) as dvc:
             for line in dvc.stdout:  # the log as it comes: a long run shows progress in CI
                 print(line, end="", flush=True)
                 if line.startswith("Running stage '"):
                     ran.append(line.split("'")[1])
         if dvc.returncode != 0:
-            raise SystemExit(f"reproducibility check: {label}: dvc repro failed (exit {dvc.returncode}); the copy is kept at {self.repo}")
+            raise SystemExit(
+                f"reproducibility check: {label}: dvc repro failed (exit {dvc.returncode});"
+                f" the copy is kept at {self.repo}"
+            )
         expected = sorted(yaml.safe_load((self.repo / "dvc.lock").read_text())["stages"])
         if sorted(ran) != expected:
             self.problems.append(f"{label}: ran {sorted(ran)}, expected every stage {expected}")
@@ -141,9 +131,13 @@ class Check:
         return file_hashes(self.repo, lock_outputs(self.repo))
 
     def status_is_clean(self) -> None:
-        result = self.sh("dvc", "status", "--json")
+        result = subprocess.run(
+            ["dvc", "status", "--json"], cwd=self.repo, env=self.env, text=True, capture_output=True, check=False
+        )
         if result.returncode != 0 or json.loads(result.stdout or "null") != {}:
-            self.problems.append(f"dvc status after the cold run reports changes: {result.stdout.strip()} {result.stderr.strip()}")
+            self.problems.append(
+                f"dvc status after the cold run reports changes: {result.stdout.strip()} {result.stderr.strip()}"
+            )
         else:
             self.summary.append("dvc status after it: nothing changed")
 
@@ -154,54 +148,54 @@ class Check:
         else:
             self.summary.append(f"outputs: {len(first)} files, byte-identical across the two runs")
 
-    def same_as_committed(self, metrics: list[str]) -> None:
-        """Compare the reproduced dvc.lock and metrics with those committed at HEAD of this clone."""
-        committed = {path: committed_bytes(path) for path in ["dvc.lock", *metrics]}
-        missing = [path for path, data in committed.items() if data is None]
+    def same_as_committed(self, outputs: list[str], metrics: list[str]) -> None:
+        """Compare the reproduced dvc.lock and committed outputs with those at HEAD of this clone."""
+        committed, old_lock = committed_files(outputs), committed_bytes("dvc.lock")
+        missing = ["dvc.lock"] * (old_lock is None) + [m for m in metrics if not is_committed(m, committed)]
         if missing:
             self.problems.append(f"not committed: {', '.join(missing)} (commit the results of `dvc repro`)")
             return
-        if all((self.repo / path).read_bytes() == data for path, data in committed.items()):
-            self.summary.append(f"committed results: {', '.join(committed)} bitwise identical")
-            return
-        old_lock, lock = yaml.safe_load(committed["dvc.lock"]), yaml.safe_load((self.repo / "dvc.lock").read_text())
-        old_inputs, new_inputs = inputs_of(old_lock), inputs_of(lock)
-        stale = sorted(name for name in old_inputs.keys() | new_inputs.keys() if old_inputs.get(name) != new_inputs.get(name))
+        old, new = yaml.safe_load(old_lock), yaml.safe_load((self.repo / "dvc.lock").read_text())
+        old_inputs, new_inputs = inputs_of(old), inputs_of(new)
+        stale = sorted(
+            name for name in old_inputs.keys() | new_inputs.keys() if old_inputs.get(name) != new_inputs.get(name)
+        )
         if stale:
-            self.problems.append(f"dvc.lock: stages {', '.join(stale)}: commands, code or params differ from the committed lock (commit the dvc.lock `dvc repro` writes)")
+            self.problems.append(
+                f"dvc.lock: stages {', '.join(stale)}: commands, code or params differ from the committed lock"
+                " (commit the dvc.lock `dvc repro` writes)"
+            )
             return
-        far = [f"{path}{d}" for path in metrics for d in numbers_close(json.loads(committed[path]), json.loads((self.repo / path).read_text()))]
-        if far:
-            self.problems.append(f"metrics differ from the committed ones beyond rel. tol. {REL_TOL:g}: " + "; ".join(far[:20]))
-        else:
-            old, new = output_md5s(old_lock), output_md5s(lock)
-            differ = sorted({path for path in new if old.get(path) != new[path]} | {path for path in metrics if (self.repo / path).read_bytes() != committed[path]})
-            self.summary.append(f"committed results: not bitwise identical (outputs {', '.join(differ)}), metrics within rel. tol. {REL_TOL:g}")
+        old_md5s = output_md5s(old)
+        hashes = ", ".join(path for path, md5 in output_md5s(new).items() if old_md5s.get(path) != md5)
+        differ = f"; the output hashes of {hashes} differ" if hashes else ", and output hashes"
+        self.summary.append(f"dvc.lock: the committed commands, code and params{differ}")
+        # Only outputs git holds files of: the others are DVC's to cache, compared across the two runs.
+        roots = [out for out in outputs if is_committed(out, committed)]
+        problems, summary = compare_committed(
+            {path: committed_bytes(path) for path in committed},
+            {path: (self.repo / path).read_bytes() for path in files_under(self.repo, roots)},
+        )
+        self.problems += problems
+        self.summary += summary
 
 
-def committed_bytes(path: str) -> bytes | None:
-    """`path` as committed at HEAD of the clone under test, or None."""
-    shown = subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, capture_output=True)
-    return shown.stdout if shown.returncode == 0 else None
+def output_md5s(lock: dict) -> dict[str, str]:
+    return {out["path"]: out.get("md5") for stage in lock.get("stages", {}).values() for out in stage.get("outs", [])}
 
 
 def main() -> int:
     dvc_yaml = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    outputs, metrics = declared_outputs(dvc_yaml)
+    outputs, metrics = declared_outputs(dvc_yaml), declared_outputs(dvc_yaml, kinds=("metrics",))
     work = Path(tempfile.mkdtemp(prefix="stockcast-repro-"))
-    repo = work / "repo"
-    repo.mkdir()
-    copy_project(repo, outputs)
+    repo = make_git_repo(copy_project(ROOT, work / "repo"))
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "STOCKCAST_TRACKING")}
     env.update(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         DVC_NO_ANALYTICS="1",
         DVC_SITE_CACHE_DIR=str(work / "dvc-site-cache"),  # DVC writes nothing outside the copy
-        GIT_AUTHOR_NAME="ci", GIT_AUTHOR_EMAIL="ci@localhost", GIT_COMMITTER_NAME="ci", GIT_COMMITTER_EMAIL="ci@localhost",
-    )  # fmt: skip
+    )
     check = Check(repo, env)
-    for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "the tree under test"]):
-        subprocess.run(argv, cwd=repo, env=env, check=True)
 
     started = time.monotonic()
     first = check.repro("run 1 (cold)")
@@ -211,7 +205,7 @@ def main() -> int:
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     second = check.repro("run 2 (outputs removed)", "--force")
     check.same_hashes(first, second)
-    check.same_as_committed(metrics)
+    check.same_as_committed(outputs, metrics)
 
     print("=== reproducibility check")
     for line in check.summary:
@@ -227,4 +221,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except UserError as err:
+        sys.exit(f"reproducibility check: {err}")

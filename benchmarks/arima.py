@@ -86,7 +86,7 @@ def run(params: Params) -> Result:
             with stopwatch() as elapsed:
                 table, fitted = walk_forward(Arima(order=order, max_p=a.max_p, max_q=a.max_q, d=a.d), prices, folds, n_jobs=1, label=label)
             runs[label] = (spec, elapsed(), table.y_hat.to_numpy())
-            fold_orders[spec] = [model.order_ for model in fitted]
+            fold_orders[spec] = [model.order_ for _, _, model in fitted]
         auto = list(specs)[1]
         fold_of_day = np.searchsorted([f.test_end for f in positions], [t for _, t in sampled])
         switched, same_order_diff = _auto_difference(runs[f"pipeline {auto}"][2][at_sampled], references[auto][2], [fold_orders[auto][i] for i in fold_of_day], log_price, series.price, sampled)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.features import windows_table
 from pipeline.ingest import load_prices, synthetic_prices
 from pipeline.params import Params
 from pipeline.split import make_folds
@@ -21,5 +20,4 @@ def synthetic_inputs(n_series: int, params: Params) -> tuple[pd.DataFrame, dict]
 
 
 def _with_folds(prices: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, dict]:
-    windows = windows_table(prices, params.features.n_lags, params.features.target)
-    return prices, make_folds(prices, windows, params.split)
+    return prices, make_folds(prices, params.split)

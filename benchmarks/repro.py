@@ -2,8 +2,8 @@
 
     python -m benchmarks repro
 
-Runs in a throwaway copy of the project (its files as git lists them, without the outputs in
-`data/` and `reports/`, so every stage runs), made a git repository as DVC expects, with the
+Runs in a throwaway copy of the project (`pipeline.scratch`: its files as git lists them, without
+the outputs `dvc.yaml` declares, so every stage runs), made a git repository as DVC expects, with the
 project's `params.yaml` and the default MLflow store in the copy. A stage's seconds run from
 DVC's "Running stage" line to the next one; its memory is the peak resident memory of DVC's child
 processes (the stage and any workers it starts, summed) while it runs, sampled every
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,24 +25,12 @@ import psutil
 
 from benchmarks.report import Result, stopwatch
 from pipeline.params import Params
+from pipeline.scratch import copy_project, make_git_repo
 
 SAMPLE_SECONDS = 0.05
 ROOT = Path(__file__).resolve().parent.parent
 STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 TOTAL_STAGE = "(dvc repro, all stages)"
-
-
-def copy_project(dest: Path) -> Path:
-    """The project's files (tracked and untracked-but-not-ignored) in a new git repo, without the
-    outputs in `data/` and `reports/`, so that every stage runs cold."""
-    listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, check=True, capture_output=True).stdout.decode().split("\0")
-    for name in listed:
-        if name and not name.startswith(("data/", "reports/")) and (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "bench"]):
-        subprocess.run(argv, cwd=dest, check=True, capture_output=True)
-    return dest
 
 
 def environment() -> dict[str, str]:
@@ -96,7 +83,7 @@ def timed_repro(repo: Path) -> tuple[dict[str, float], dict[str, float], str]:
 
 def run(params: Params) -> Result:
     with tempfile.TemporaryDirectory(prefix="stockcast-bench-") as tmp:
-        repo = copy_project(Path(tmp))
+        repo = make_git_repo(copy_project(ROOT, Path(tmp)))
         seconds, peak, _ = timed_repro(repo)
         with stopwatch() as noop:
             again = subprocess.run(["dvc", "repro"], cwd=repo, env=environment(), capture_output=True, text=True)

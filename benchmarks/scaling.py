@@ -11,7 +11,6 @@ Flat seconds per series means the total grows linearly.
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 
@@ -29,7 +28,7 @@ SHORT, REPEATS = 10.0, 3
 
 def fast_models(params: Params) -> dict:
     """naive, arima [1, 1, 1] and the sklearn stage's model, built as the stages build them."""
-    fixed = replace(params, arima=replace(params.arima, order=[1, 1, 1]))
+    fixed = params.model_copy(update={"arima": params.arima.model_copy(update={"order": [1, 1, 1]})})
     return {
         "naive": build_models("naive", params)["naive"],
         "arima [1,1,1]": build_models("arima", fixed)["arima"],

@@ -16,32 +16,23 @@ series and per fold, by the pure functions in `pipeline.metrics`:
   directional_accuracy when every actual day was unchanged. A forecast of no change calls no
   direction and counts as wrong, so the naive baseline's directional_accuracy is 0.
 - `reports/evaluation.json`: what does not belong in the contract: per-fold scores, pairwise DM
-  tests, interval coverage, parameter counts, directional-accuracy day counts, ADF tests and
-  seasonal strength.
-- `reports/leaderboard.md`: all of it for a person, with plain-words verdicts.
+  tests, interval coverage, parameter counts, directional-accuracy day counts.
+- `reports/leaderboard.md`: all of it for a person, with plain-words verdicts, and the ADF tests
+  and seasonal strength of the diagnostics stage (`reports/diagnostics/`).
 - `reports/plots/`: PNGs under `images/`, and the data of the DVC plots as CSV.
 """
 
 from __future__ import annotations
 
-import math
-import sys
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
-from statsmodels.tsa.seasonal import STL
-from statsmodels.tsa.stattools import adfuller
-from threadpoolctl import threadpool_limits
 
-from pipeline import io, leaderboard, metrics, paths, plots, tracking
-from pipeline.scoring import ALPHA, BASELINE, REQUIRED_COLUMNS, fold_scales, forecast_rows, price_context, score
+from pipeline import io, leaderboard, metrics, paths, plots
 from pipeline.cli import UserError, run
 from pipeline.params import EvaluateParams, load_params
-
-MIN_TASKS_PER_PROCESS = 8  # per-series work (statistics, figures) goes to processes only above this
-
+from pipeline.scoring import ALPHA, BASELINE, REQUIRED_COLUMNS, fold_scales, forecast_rows, price_context, score
 
 
 def read_predictions(directory: Path) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:
@@ -113,69 +104,6 @@ def fold_report(rows: pd.DataFrame) -> dict:
     }
 
 
-def adf(values: np.ndarray) -> dict | None:
-    """Augmented Dickey-Fuller test (constant, lags by AIC): a small p-value rejects a unit root.
-
-    `None` for a constant series, which has no variation to test.
-    """
-    if np.ptp(values) == 0:
-        return None
-    result = adfuller(values, autolag="AIC", result_object=True)
-    return {"statistic": float(result.statistic), "pvalue": float(result.pvalue), "lags": int(result.lags), "n_obs": int(result.nobs)}
-
-
-def decompose(log_price: np.ndarray, period: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """STL trend, seasonal and residual of one series' log price; `None` if it is shorter than
-    the two full periods STL needs."""
-    if len(log_price) < 2 * period:
-        return None
-    # statsmodels' windows, with R's `stl` default jumps (a tenth of each window, interpolated
-    # between): 30x faster at period 252 than smoothing at every point, the same picture.
-    windows = STL(log_price, period=period).config
-    jumps = {f"{name}_jump": math.ceil(windows[name] / 10) for name in ("seasonal", "trend", "low_pass")}
-    fit = STL(log_price, period=period, **jumps).fit()
-    return np.asarray(fit.trend), np.asarray(fit.seasonal), np.asarray(fit.resid)
-
-
-def seasonal_strength(seasonal: np.ndarray, resid: np.ndarray) -> float:
-    """Hyndman's strength of seasonality, max(0, 1 - var(R) / var(S + R)): 0 none, 1 all."""
-    total = float(np.var(seasonal + resid))
-    return max(0.0, 1.0 - float(np.var(resid)) / total) if total > 0 else 0.0
-
-
-def series_report(context: pd.DataFrame, period: int, n_jobs: int = 1) -> tuple[dict, dict]:
-    """Per series: ADF on log prices and log returns and the STL seasonal strength (null for a
-    series shorter than two periods), for the report; and the decompositions, for the plots."""
-    groups = list(context.groupby("unique_id", sort=True))
-    stats = _map(_series_stats, [(rows["ds"].to_numpy(), np.log(rows["price"].to_numpy()), period) for _, rows in groups], n_jobs)
-    report, parts = {}, {}
-    for (uid, _), (entry, components) in zip(groups, stats, strict=True):
-        report[uid] = entry
-        if components is not None:
-            parts[uid] = components
-    return report, parts
-
-
-def _series_stats(ds: np.ndarray, log_price: np.ndarray, period: int) -> tuple[dict, tuple | None]:
-    """One series' entry of `series_report` and its decomposition (dates, log price, STL parts)."""
-    with threadpool_limits(limits=1):  # statsmodels' small regressions are slower on 2 BLAS threads
-        components = decompose(log_price, period)
-        entry = {
-            "n_days": int(len(log_price)),
-            "adf_log_price": adf(log_price),
-            "adf_log_return": adf(np.diff(log_price)),
-            "seasonal_strength": None if components is None else seasonal_strength(*components[1:]),
-        }
-    return entry, None if components is None else (ds, log_price, *components)
-
-
-def _map(func, items: list[tuple], n_jobs: int) -> list:
-    """`func(*item)` for every item, in order; on `n_jobs` processes when there are enough items
-    to pay for starting them (a second each: matplotlib's and statsmodels' imports)."""
-    processes = n_jobs if len(items) >= 2 * MIN_TASKS_PER_PROCESS else 1
-    return joblib.Parallel(n_jobs=processes)(joblib.delayed(func)(*item) for item in items)
-
-
 def last_fold_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """One series' last fold as `ds`, `model`, `price`: the actual price, then each model's forecast."""
     last = rows[rows["fold"] == rows["fold"].max()]
@@ -203,7 +131,7 @@ def _csv(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, lineterminator="\n")
 
 
-def write_plots(rows: pd.DataFrame, folds: dict, decompositions: dict, params: EvaluateParams, root: Path, n_jobs: int = 1) -> list[Path]:
+def write_plots(rows: pd.DataFrame, folds: dict, params: EvaluateParams, root: Path, n_jobs: int = 1) -> list[Path]:
     """Write every figure (PNG) and DVC plot data file (CSV) under `root`; remove stale ones.
 
     Figures are drawn on `n_jobs` processes when there are many (four per series).
@@ -235,9 +163,7 @@ def write_plots(rows: pd.DataFrame, folds: dict, decompositions: dict, params: E
         csv(cumulative, root / "cumulative" / f"{uid}.csv")
         starts = sorted(series.groupby("fold")["ds"].min())
         png(plots.cumulative_figure, cumulative, starts, colors, f"{uid}: cumulative squared error minus the naive forecast's", name=f"cumulative_{uid}.png")
-    for uid, parts in sorted(decompositions.items()):
-        png(plots.decomposition_figure, *parts, f"{uid}: STL decomposition of the log price, period {params.seasonal_period} days", name=f"decomposition_{uid}.png")
-    _map(_draw, figures, n_jobs)
+    plots.parallel_map(_draw, figures, n_jobs)
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.suffix in (".png", ".csv") and path not in written:
             path.unlink()  # a series or model that is gone
@@ -250,32 +176,27 @@ def _draw(make, args: tuple, path: Path) -> None:
 
 def main() -> None:
     all_params = load_params()
-    tracker = tracking.start(all_params, "evaluate")  # before any work: an unreachable server fails fast
     params = all_params.evaluate
     prices = io.read_table(paths.PRICES, ["unique_id", "ds"])
     folds = io.read_json(paths.FOLDS)
+    diagnostics = io.read_json(paths.DIAGNOSTICS_JSON)
     tables, descriptions = read_predictions(paths.PREDICTIONS)
     context = price_context(prices)
     rows = forecast_rows(tables, context, fold_scales(context, folds))
-    series, decompositions = series_report(context, params.seasonal_period, all_params.parallel.n_jobs)
-    for uid in sorted(set(series) - set(decompositions)):
-        print(f"evaluate: warning: {uid} has fewer than 2 x evaluate.seasonal_period = {2 * params.seasonal_period} days: no decomposition", file=sys.stderr)
     report = metrics_report(rows)
     details = {
         "baseline": BASELINE,
         "alpha": ALPHA,
-        "seasonal_period": params.seasonal_period,
         "models": model_details(rows, descriptions),
         "folds": fold_report(rows),
         "dm_pairwise": pairwise_dm(rows),
-        "series": series,
     }
-    images = write_plots(rows, details["folds"], decompositions, params, paths.PLOTS, all_params.parallel.n_jobs)
+    images = write_plots(rows, details["folds"], params, paths.PLOTS, all_params.parallel.n_jobs)
+    images += sorted(paths.DIAGNOSTICS.glob("decomposition_*.png"))
     io.write_json(report, paths.METRICS)
     io.write_json(details, paths.EVALUATION)
-    io.write_text(leaderboard.render(report, details, folds, [p.relative_to(paths.REPORTS) for p in images]), paths.LEADERBOARD)
-    if tracker:
-        tracker.log_comparison(report, [paths.METRICS, paths.EVALUATION, paths.LEADERBOARD, paths.PLOTS])
+    figures = [p.relative_to(paths.REPORTS) for p in images]
+    io.write_text(leaderboard.render(report, details, folds, figures, diagnostics), paths.LEADERBOARD)
     best = min(report["models"], key=lambda m: report["models"][m]["rmse"])
     print(f"evaluate: {len(report['models'])} models, {len(rows)} forecasts; lowest RMSE: {best} -> {paths.LEADERBOARD}")
 

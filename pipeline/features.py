@@ -4,9 +4,9 @@
 
 A row dated `ds` holds `lag_1..lag_L` (the L values before `ds`, lag_1 the most recent) and
 `target` (the value on `ds`): values at t-L+1..t predict t+1. The target transform is the
-daily log return by default, or the price itself. The window models build exactly these rows
-for each fold from the same functions; this table is that input, materialised for inspection
-and for the split, which counts folds in windows.
+daily log return by default, or the price itself. The window models (stages `sklearn`, `lstm`)
+train and forecast on these rows; a forecast from the latest prices builds the same rows from
+the same functions.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -52,6 +53,31 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         raise UserError(f"{path}: cannot write ({err.strerror or err})") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_directory(path: Path | str) -> Iterator[Path]:
+    """Yield an empty temporary directory beside `path`; put it in place of `path` only if the
+    block succeeds (the previous directory is moved aside first, then removed)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as err:
+        raise UserError(f"{path}: cannot write ({err.strerror})") from None
+    old = tmp.with_name(tmp.name[: -len(".tmp")] + ".old.tmp")
+    try:
+        yield tmp
+        for directory in [tmp, *tmp.rglob("*")]:
+            os.chmod(directory, 0o755 if directory.is_dir() else 0o644)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise UserError(f"{path}: cannot write ({err.strerror or err})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 TABLE_METADATA_KEY = b"stockcast"

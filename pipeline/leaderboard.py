@@ -13,8 +13,9 @@ from pathlib import Path
 from pipeline import scoring
 
 
-def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Sequence[Path]) -> str:
-    """The whole leaderboard page, ending with a newline."""
+def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Sequence[Path], diagnostics: dict) -> str:
+    """The whole leaderboard page, ending with a newline; `diagnostics` is the diagnostics
+    stage's report (ADF tests and seasonal strength per series)."""
     baseline, alpha = details["baseline"], details["alpha"]
     models = report["models"]
     ranked = sorted(models, key=lambda m: (models[m]["rmse"], m))
@@ -38,7 +39,7 @@ def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Se
         lines += [f"### {uid}", "", champion_sentence(uid, chosen[uid], baseline), "", *_score_table(order, by_model, details, baseline, alpha, with_params=False), ""]
     lines += _by_fold(ranked, details, baseline)
     lines += _pairwise(ranked, details, alpha)
-    lines += _stationarity(details, alpha)
+    lines += _stationarity(diagnostics, alpha)
     lines += ["## Plots", "", *[f"- [{path.stem}]({path.as_posix()})" for path in images], ""]
     return "\n".join(lines)
 
@@ -170,8 +171,8 @@ def _pairwise(order: list[str], details: dict, alpha: float) -> list[str]:
     return lines + [""]
 
 
-def _stationarity(details: dict, alpha: float) -> list[str]:
-    series, period = details["series"], details["seasonal_period"]
+def _stationarity(diagnostics: dict, alpha: float) -> list[str]:
+    series, period = diagnostics["series"], diagnostics["seasonal_period"]
     lines = ["## Trend, seasonality, and why the models work on returns", ""]
     lines += [
         "Augmented Dickey-Fuller test (constant, lags chosen by AIC; a small p-value rejects a unit root) and the "

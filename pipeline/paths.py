@@ -5,6 +5,7 @@ from pathlib import Path
 PARAMS = Path("params.yaml")
 DATA = Path("data")
 REPORTS = Path("reports")
+MODELS = Path("models")
 
 PRICES = DATA / "prices.parquet"
 WINDOWS = DATA / "windows.parquet"
@@ -15,8 +16,16 @@ METRICS = REPORTS / "metrics.json"
 LEADERBOARD = REPORTS / "leaderboard.md"
 EVALUATION = REPORTS / "evaluation.json"  # evaluate's scores beyond the metrics.json contract
 PLOTS = REPORTS / "plots"
+DIAGNOSTICS = REPORTS / "diagnostics"  # per-series statistics and figures of the prices alone
+DIAGNOSTICS_JSON = DIAGNOSTICS / "diagnostics.json"
+TRACKED = DATA / "tracked.json"  # the tracking stage's receipt: what it logged (no run ids)
 
 
 def predictions(model: str) -> Path:
     """The predictions table a model writes; its file stem is the model's name everywhere."""
     return PREDICTIONS / f"{model}.parquet"
+
+
+def model_directory(model: str) -> Path:
+    """Where a model stage saves the fitted `model` (`pipeline.models.store`)."""
+    return MODELS / model

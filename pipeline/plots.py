@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -16,6 +17,14 @@ from matplotlib.figure import Figure
 from pipeline import io
 
 ACTUAL = "actual"  # the line label of the observed price in forecast frames
+MIN_TASKS_PER_PROCESS = 8  # per-series work goes to processes only above this
+
+
+def parallel_map(func, items: list[tuple], n_jobs: int) -> list:
+    """`func(*item)` for every item, in order; on `n_jobs` processes when there are enough items
+    to pay for starting them (a second each: matplotlib's and statsmodels' imports)."""
+    processes = n_jobs if len(items) >= 2 * MIN_TASKS_PER_PROCESS else 1
+    return joblib.Parallel(n_jobs=processes)(joblib.delayed(func)(*item) for item in items)
 
 
 def model_colors(models: list[str]) -> dict[str, str]:

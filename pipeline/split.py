@@ -2,11 +2,12 @@
 
     python -m pipeline.split       # params: split.*  ->  data/folds.json
 
-Folds count lag windows (one per target date), exactly as `TimeSeriesSplit(n_splits=n_windows,
-test_size, gap, max_train_size)` splits the rows of the windows table. Each fold is written as
-dates so the file reads and diffs well: `history_start` (the first price the fold's models may
-read: the train windows' lags reach back that far), `train_start`/`train_end` and
-`test_start`/`test_end` (target dates, inclusive).
+Folds are dated on each series' own price calendar, exactly as `TimeSeriesSplit(n_splits=
+n_windows, test_size, gap, max_train_size)` splits its trading days, so they do not depend on
+any model's params: a change of `features.n_lags` moves no fold, and the naive and ARIMA
+stages do not rerun. Each fold is written as dates so the file reads and diffs well:
+`history_start`..`train_end` (the train part: every price the fold's models may learn from)
+and `test_start`..`test_end` (the days forecast), all inclusive, with their day counts.
 """
 
 from __future__ import annotations
@@ -18,43 +19,39 @@ from pipeline import io, paths
 from pipeline.cli import UserError, run
 from pipeline.params import SplitParams, load_params
 
-MIN_TRAIN_WINDOWS = 20  # fewer leaves a model nothing to learn from
+MIN_TRAIN_DAYS = 20  # fewer leaves a model nothing to learn from
 
 
-def fold_indices(n_windows: int, split: SplitParams) -> list[tuple[range, range]]:
-    """(train rows, test rows) per fold over `n_windows` windows, via `TimeSeriesSplit`."""
-    needed = split.n_windows * split.test_size + split.gap + MIN_TRAIN_WINDOWS
-    if n_windows < needed:
+def fold_indices(n_days: int, split: SplitParams) -> list[tuple[range, range]]:
+    """(train days, test days) per fold over `n_days` trading days, via `TimeSeriesSplit`."""
+    needed = split.n_windows * split.test_size + split.gap + MIN_TRAIN_DAYS
+    if n_days < needed:
         raise UserError(
             f"split.test_size: {split.n_windows} folds x {split.test_size} test days + gap {split.gap} "
-            f"+ {MIN_TRAIN_WINDOWS} train windows need {needed} windows, the series has {n_windows}"
+            f"+ {MIN_TRAIN_DAYS} train days need {needed} days, the series has {n_days}"
         )
-    splitter = TimeSeriesSplit(n_splits=split.n_windows, test_size=split.test_size, gap=split.gap, max_train_size=split.max_train_size)
-    folds = []
-    for train, test in splitter.split(range(n_windows)):
-        folds.append((range(train[0], train[-1] + 1), range(test[0], test[-1] + 1)))
-    return folds
+    splitter = TimeSeriesSplit(
+        n_splits=split.n_windows, test_size=split.test_size, gap=split.gap, max_train_size=split.max_train_size
+    )
+    return [(range(train[0], train[-1] + 1), range(test[0], test[-1] + 1)) for train, test in splitter.split(range(n_days))]
 
 
-def make_folds(prices: pd.DataFrame, windows: pd.DataFrame, split: SplitParams) -> dict[str, list[dict]]:
-    """Folds over each series' windows, as dates, keyed by `unique_id` in sorted order."""
+def make_folds(prices: pd.DataFrame, split: SplitParams) -> dict[str, list[dict]]:
+    """Folds over each series' trading days, as dates, keyed by `unique_id` in sorted order."""
     folds = {}
-    for unique_id, rows in windows.groupby("unique_id", sort=True):
-        targets = rows["ds"].dt.strftime("%Y-%m-%d").tolist()
-        days = prices.loc[prices["unique_id"] == unique_id, "ds"].dt.strftime("%Y-%m-%d").tolist()
+    for unique_id, rows in prices.groupby("unique_id", sort=True):
+        days = rows["ds"].dt.strftime("%Y-%m-%d").tolist()
         try:
-            indices = fold_indices(len(targets), split)
+            indices = fold_indices(len(days), split)
         except UserError as err:
             raise UserError(f"{err} (series {unique_id})") from None
         folds[unique_id] = [
             {
                 "fold": k,
-                # Window i's target is price i + L' (L' the lookback), its lags start at price i.
                 "history_start": days[train.start],
-                "train_start": targets[train.start],
-                "train_end": targets[train.stop - 1],
-                "test_start": targets[test.start],
-                "test_end": targets[test.stop - 1],
+                "train_end": days[train.stop - 1],
+                "test_start": days[test.start],
+                "test_end": days[test.stop - 1],
                 "n_train": len(train),
                 "n_test": len(test),
             }
@@ -65,8 +62,7 @@ def make_folds(prices: pd.DataFrame, windows: pd.DataFrame, split: SplitParams) 
 
 def main() -> None:
     prices = io.read_table(paths.PRICES, ["unique_id", "ds"])
-    windows = io.read_table(paths.WINDOWS, ["unique_id", "ds"])
-    folds = make_folds(prices, windows, load_params().split)
+    folds = make_folds(prices, load_params().split)
     io.write_json(folds, paths.FOLDS)
     n = sum(len(f) for f in folds.values())
     print(f"split: {n} folds over {len(folds)} series -> {paths.FOLDS}")

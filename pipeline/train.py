@@ -1,25 +1,34 @@
 """Stages `naive`, `arima`, `sklearn`, `lstm`: walk-forward forecasts of one model family.
 
-    python -m pipeline.train naive     # -> data/predictions/naive.parquet and drift.parquet
-    python -m pipeline.train arima     # params: arima.*            -> data/predictions/arima.parquet
-    python -m pipeline.train sklearn   # params: sklearn.*, features.*
-    python -m pipeline.train lstm      # params: lstm.*, features.*
+    python -m pipeline.train naive     # -> data/predictions/{naive,drift}.parquet, models/{naive,drift}/
+    python -m pipeline.train arima     # params: arima.*            -> .../arima.parquet, models/arima/
+    python -m pipeline.train sklearn   # params: sklearn.*, features.*  (reads data/windows.parquet)
+    python -m pipeline.train lstm      # params: lstm.*, features.*     (reads data/windows.parquet)
 
 Every family runs through the same loop (`pipeline.walkforward`) on the same folds and writes
-the same table shape; the table's file stem is the model's name on the leaderboard.
+the same table shape; the table's file stem is the model's name on the leaderboard. Each
+series' last-fold model is saved under `models/<name>/` (`pipeline.models.store`), what the
+forecast command and the tracking stage read.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 
-from pipeline import io, paths, tracking
+from pipeline import io, paths
 from pipeline.cli import UserError, run
+from pipeline.models import store
 from pipeline.params import Params, load_params
 from pipeline.walkforward import parallel_backend, walk_forward
 
-STAGES = ("naive", "arima", "sklearn", "lstm")
+# stage -> the params sections its models depend on (beside the prices and folds): recorded
+# with each model, and what dvc.yaml lists for the stage.
+SECTIONS = {
+    "naive": ("data", "split"),
+    "arima": ("data", "split", "arima"),
+    "sklearn": ("data", "features", "split", "sklearn"),
+    "lstm": ("data", "features", "split", "lstm"),
+}
 
 
 def build_models(stage: str, params: Params) -> dict:
@@ -37,7 +46,8 @@ def build_models(stage: str, params: Params) -> dict:
         from pipeline.models.regressor import Regressor, make_estimator
 
         p, f = params.sklearn, params.features
-        return {"sklearn": Regressor(make_estimator(p.estimator, p.params, p.random_state), n_lags=f.n_lags, target=f.target)}
+        estimator = make_estimator(p.estimator, p.params, p.random_state)
+        return {"sklearn": Regressor(estimator, n_lags=f.n_lags, target=f.target)}
     from pipeline.models.recurrent import Recurrent
 
     p, f = params.lstm, params.features
@@ -47,36 +57,42 @@ def build_models(stage: str, params: Params) -> dict:
             learning_rate=p.learning_rate, patience=p.patience, validation_fraction=p.validation_fraction,
             seed=p.seed, warm_start=p.warm_start, n_lags=f.n_lags, target=f.target,
         )
-    }  # fmt: skip
+    }
 
 
 def describe(name: str, stage: str, fitted) -> dict:
-    """What the leaderboard says of a model beside its scores, stored in its table's metadata.
-
-    `parameter_counts` (optional in the model contract) maps weight blocks to sizes, e.g. a
-    recurrent layer's W_xh, W_hh and bias; the total is the model's trainable parameters as
-    fitted on the last fold.
-    """
-    counts = fitted.parameter_counts() if hasattr(fitted, "parameter_counts") else {}
+    """What the leaderboard says of a model beside its scores, stored in its table's metadata:
+    the trainable parameters of the last fold's model, by weight block and in total."""
+    counts = fitted.parameter_counts()
     return {"model": name, "stage": stage, "n_params": int(sum(counts.values())), "parameter_counts": counts}
 
 
+def saved_models(name: str, stage: str, fitted: list[tuple[str, int, object]]) -> tuple[dict, dict]:
+    """(manifest, {series: (fold, model)}) of `models/<name>/` from `walk_forward`'s fitted models."""
+    last, curves = {}, {}
+    for uid, fold, model in fitted:
+        last[uid] = (fold, model)  # folds come in order: a series' last fold wins
+        curves.setdefault(uid, {})[fold] = model.history()
+    return store.manifest(name, stage, list(SECTIONS[stage]), last, curves), last
+
+
 def main() -> None:
-    if len(sys.argv) != 2 or sys.argv[1] not in STAGES:
-        raise UserError(f"usage: python -m pipeline.train {{{'|'.join(STAGES)}}}")
+    if len(sys.argv) != 2 or sys.argv[1] not in SECTIONS:
+        raise UserError(f"usage: python -m pipeline.train {{{'|'.join(SECTIONS)}}}")
     stage = sys.argv[1]
     params = load_params()
-    tracker = tracking.start(params, stage)  # before any training: an unreachable server fails fast
     prices = io.read_table(paths.PRICES, ["unique_id", "ds"])
     folds = io.read_json(paths.FOLDS)
+    models = build_models(stage, params)
     with parallel_backend(params.parallel):  # one pool or cluster for all of the stage's models
-        for name, model in build_models(stage, params).items():
-            started = time.time()
-            table, fitted = walk_forward(model, prices, folds, n_jobs=params.parallel.n_jobs, label=name)
-            io.write_table(table, paths.predictions(name), metadata=describe(name, stage, fitted[-1]))
-            if tracker:
-                tracker.log_model_run(name, table, fitted, prices, folds, started)
-            print(f"{stage}: {len(table)} forecasts -> {paths.predictions(name)}")
+        for name, model in models.items():
+            columns = model.input_columns()
+            inputs = (io.read_table(paths.WINDOWS, ["unique_id", "ds", *columns]), columns) if columns else None
+            table, fitted = walk_forward(model, prices, folds, params.parallel.n_jobs, label=name, inputs=inputs)
+            manifest, last = saved_models(name, stage, fitted)
+            io.write_table(table, paths.predictions(name), metadata=describe(name, stage, fitted[-1][2]))
+            store.write(paths.model_directory(name), manifest, last)
+            print(f"{stage}: {len(table)} forecasts -> {paths.predictions(name)}, {paths.model_directory(name)}/")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The one walk-forward loop: fit on each fold's train part, forecast each test day one step ahead.
 
 The loop knows no model by name; it calls only the model contract (`pipeline.models`):
-`fit(y_train)` on the log prices of the fold's train part, then `predict(y, n)` for one-step
-forecasts of the last `n` log prices of `y`, each from the values before it. Forecasts are mapped
-back to prices here, the same way for every model, so every table is in price units.
+`fit(y_train, X_train)` on the log prices of the fold's train part, then `predict(y, n, X)` for
+one-step forecasts of the last `n` log prices of `y`, each from the values before it. `X` holds
+the rows of the features table aligned with `y` (row i: the inputs that predict day i) for the
+models that read it, else `None`. Forecasts are mapped back to prices here, the same way for
+every model, so every table is in price units.
 
 (series, fold) tasks run through joblib: serially, on local processes (loky), or on a Dask
 cluster. Each task is a pure function of its inputs, so every backend gives the same bytes.
@@ -48,11 +50,13 @@ class Series:
     unique_id: str
     ds: np.ndarray  # datetime64[ns]
     price: np.ndarray  # float64, the forecast-target price column
+    inputs: np.ndarray | None = None  # (days, columns) features-table rows by day, NaN without one
 
     def __sizeof__(self) -> int:
         # Count the arrays: joblib's Dask backend scatters a task argument to the cluster once
         # (and then passes a reference) only when its size says it is large.
-        return object.__sizeof__(self) + self.ds.nbytes + self.price.nbytes
+        extra = 0 if self.inputs is None else self.inputs.nbytes
+        return object.__sizeof__(self) + self.ds.nbytes + self.price.nbytes + extra
 
 
 def series_from_prices(prices: pd.DataFrame) -> dict[str, Series]:
@@ -62,6 +66,22 @@ def series_from_prices(prices: pd.DataFrame) -> dict[str, Series]:
         unique_id: Series(unique_id, rows["ds"].to_numpy("datetime64[ns]"), rows[column].to_numpy("float64"))
         for unique_id, rows in prices.groupby("unique_id", sort=True)
     }
+
+
+def with_inputs(series: dict[str, Series], table: pd.DataFrame, columns: list[str]) -> dict[str, Series]:
+    """Each series with its rows of the features table (`columns`), aligned with its price days."""
+    rows = {uid: frame for uid, frame in table.groupby("unique_id", sort=False)}
+    out = {}
+    for uid, s in series.items():
+        inputs = np.full((len(s.ds), len(columns)), np.nan)
+        if uid in rows:
+            frame = rows[uid]
+            at = np.searchsorted(s.ds, frame["ds"].to_numpy("datetime64[ns]"))
+            if (at >= len(s.ds)).any() or not np.array_equal(s.ds[np.minimum(at, len(s.ds) - 1)], frame["ds"].to_numpy("datetime64[ns]")):
+                raise UserError(f"{paths.WINDOWS}: {uid} has rows for days not in {paths.PRICES} (rerun `dvc repro features`)")
+            inputs[at] = frame[columns].to_numpy("float64")
+        out[uid] = Series(uid, s.ds, s.price, inputs)
+    return out
 
 
 def folds_from_json(folds: dict[str, list[dict]], series: dict[str, Series]) -> list[Fold]:
@@ -91,7 +111,9 @@ def forecast_fold(model, series: Series, fold: Fold) -> tuple[pd.DataFrame, obje
     log_price = np.log(series.price)
     n = fold.test_end - fold.test_start + 1
     history = log_price[fold.history_start : fold.test_end + 1]
-    model.fit(log_price[fold.history_start : fold.train_end + 1])
+    inputs = None if series.inputs is None else series.inputs[fold.history_start : fold.test_end + 1]
+    train_inputs = None if inputs is None else inputs[: fold.train_end + 1 - fold.history_start]
+    model.fit(log_price[fold.history_start : fold.train_end + 1], train_inputs)
     # Map log-price forecasts to prices relative to the previous price, so that a forecast of
     # "no change" is exactly yesterday's price rather than exp(log(price)) with rounding.
     previous = series.price[fold.test_start - 1 : fold.test_end]
@@ -101,10 +123,11 @@ def forecast_fold(model, series: Series, fold: Fold) -> tuple[pd.DataFrame, obje
         "ds": series.ds[fold.test_start : fold.test_end + 1],
         "fold": np.full(n, fold.fold, dtype="int64"),
         "y": series.price[fold.test_start : fold.test_end + 1],
-        "y_hat": previous * np.exp(np.asarray(model.predict(history, n)) - last_log),
+        "y_hat": previous * np.exp(np.asarray(model.predict(history, n, inputs)) - last_log),
     }
-    if hasattr(model, "predict_interval"):
-        bounds = np.asarray(model.predict_interval(history, n))
+    bounds = model.predict_interval(history, n, inputs)
+    if bounds is not None:
+        bounds = np.asarray(bounds)
         rows["y_lo"] = previous * np.exp(bounds[:, 0] - last_log)
         rows["y_hi"] = previous * np.exp(bounds[:, 1] - last_log)
     return pd.DataFrame(rows), model
@@ -210,21 +233,27 @@ def _check_reachable(address: str, key: str) -> None:
         raise UserError(f"{key}: cannot reach the Dask scheduler at {address} ({err.strerror or err})") from None
 
 
-def walk_forward(model, prices: pd.DataFrame, folds: dict[str, list[dict]], n_jobs: int = 1, label: str = "walk-forward") -> tuple[pd.DataFrame, list]:
+def walk_forward(
+    model, prices: pd.DataFrame, folds: dict[str, list[dict]], n_jobs: int = 1, label: str = "walk-forward",
+    inputs: tuple[pd.DataFrame, list[str]] | None = None,
+) -> tuple[pd.DataFrame, list]:
     """Forecast every test day of every fold of every series with `model`.
 
-    Returns the predictions table (sorted by `unique_id`, `ds`) and the fitted models, one per
-    fold in task order. The joblib backend in effect (`joblib.parallel_config`) chooses where
-    tasks run; `n_jobs=1` runs them in this process.
+    `inputs` is the features table and the columns of it the model reads, or `None`. Returns
+    the predictions table (sorted by `unique_id`, `ds`) and the fitted models as
+    `(series, fold, model)` in task order. The joblib backend in effect
+    (`joblib.parallel_config`) chooses where tasks run; `n_jobs=1` runs them in this process.
     """
     series = series_from_prices(prices)
+    if inputs is not None:
+        series = with_inputs(series, *inputs)
     tasks = _tasks(model, series, folds_from_json(folds, series))
     results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(joblib.delayed(_run_task)(model, s, fs) for s, fs in tasks)
     frames, fitted = [], []
-    for task_result in _progress(results, len(tasks), label):
-        for frame, fit in task_result:
+    for (_, task_folds), task_result in zip(tasks, _progress(results, len(tasks), label), strict=True):
+        for fold, (frame, fit) in zip(task_folds, task_result, strict=True):
             frames.append(frame)
-            fitted.append(fit)
+            fitted.append((fold.unique_id, fold.fold, fit))
     table = pd.concat(frames, ignore_index=True).sort_values(["unique_id", "ds"], kind="stable")
     columns = [c for c in PREDICTION_COLUMNS if c in table]
     return table[columns].reset_index(drop=True), fitted

@@ -1,9 +1,10 @@
 """Shared fixtures for tests that run stages as subprocesses in a throwaway copy of the repo.
 
 Stages write to `data/` and `reports/` relative to the working directory, so end-to-end tests
-never run in the checkout: they copy the project's files (tracked, plus untracked files git does
-not ignore, without `data/`) into a temporary directory and run there. `python -m pipeline.*`
-then imports the copy's `pipeline/`, because the working directory comes first on `sys.path`.
+never run in the checkout: they copy the project as a clean clone holds it (`pipeline.scratch`:
+git's files minus the outputs `dvc.yaml` declares) into a temporary directory and run there.
+`python -m pipeline.*` then imports the copy's `pipeline/`, because the working directory comes
+first on `sys.path`.
 """
 
 from __future__ import annotations
@@ -18,24 +19,16 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.scratch import copy_project, make_git_repo
+
 ROOT = Path(__file__).resolve().parent.parent
 # The venv's executables (dvc, python) first on PATH, whichever way pytest was started.
 BIN = Path(sys.executable).parent
 
 
 def copy_repo(dest: Path) -> Path:
-    """Copy the project's files (not the outputs in `data/` and `reports/`, not ignored files) into `dest`."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True,
-    ).stdout.decode().split("\0")  # fmt: skip
-    for name in listed:
-        source = ROOT / name
-        if not name or name.startswith(("data/", "reports/")) or not source.is_file():  # outputs; deleted but tracked
-            continue
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, dest / name)
-    return dest
+    """Copy the project into `dest` as a clean clone holds it, without the outputs `dvc.yaml` declares."""
+    return copy_project(ROOT, dest)
 
 
 def stage_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -55,12 +48,7 @@ def run_in(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: f
 
 def git_init(repo: Path) -> None:
     """Make `repo` a git repository with one commit, as DVC expects."""
-    for argv in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "init"],
-    ):
-        subprocess.run(argv, cwd=repo, check=True, capture_output=True)
+    make_git_repo(repo)
 
 
 # What the stages import; a warm runner pays for these once instead of once per stage run.
@@ -153,5 +141,5 @@ def sample_csv(n_rows: int = 200) -> str:
 
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
-    """A fresh copy of the project (without `data/`) for one test."""
+    """A fresh copy of the project (without the outputs `dvc.yaml` declares) for one test."""
     return copy_repo(tmp_path / "repo")

@@ -16,7 +16,6 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 from pipeline import io
 from pipeline.cli import UserError
-from pipeline.features import windows_table
 from pipeline.ingest import synthetic_prices
 from pipeline.models.arima import Arima
 from pipeline.models.naive import Drift, Naive
@@ -52,7 +51,7 @@ def cluster():
 @pytest.fixture(scope="module")
 def data():
     prices = synthetic_prices(N_SERIES, 300, seed=3)
-    folds = make_folds(prices, windows_table(prices, 5, "log_return"), SplitParams(n_windows=N_FOLDS, test_size=30))
+    folds = make_folds(prices, SplitParams(n_windows=N_FOLDS, test_size=30))
     return prices, folds
 
 

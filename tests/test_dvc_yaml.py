@@ -9,7 +9,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 # `pipeline.train <family>` imports one model family's module (lazily, by family).
-FAMILY = {"naive": "pipeline.models.naive", "arima": "pipeline.models.arima", "sklearn": "pipeline.models.regressor", "lstm": "pipeline.models.recurrent"}
+FAMILY = {
+    "naive": "pipeline.models.naive",
+    "arima": "pipeline.models.arima",
+    "sklearn": "pipeline.models.regressor",
+    "lstm": "pipeline.models.recurrent",
+}
 
 
 def _imports(module: str) -> set[str]:

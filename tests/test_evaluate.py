@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import run_in
-from pipeline import evaluate, io, leaderboard, scoring
+from pipeline import diagnostics, evaluate, io, leaderboard, plots, scoring
 from pipeline.cli import UserError
 
 N_DAYS, TEST_SIZE = 120, 20  # two folds of 20 test days per series
@@ -147,10 +147,13 @@ def test_pairwise_dm_is_antisymmetric(rows):
 def test_leaderboard_names_every_model_and_says_who_beats_naive(rows, inputs):
     _, folds, context, _ = inputs
     report = evaluate.metrics_report(rows)
-    series, _ = evaluate.series_report(context, period=10)
-    details = {"baseline": "naive", "alpha": 0.05, "seasonal_period": 10, "models": evaluate.model_details(rows, {"mymodel": MYMODEL_METADATA}),
-               "folds": evaluate.fold_report(rows), "dm_pairwise": evaluate.pairwise_dm(rows), "series": series}  # fmt: skip
-    page = leaderboard.render(report, details, folds, [])
+    stats = {uid: diagnostics.series_stats(g["ds"].to_numpy(), np.log(g["price"].to_numpy()), 10)[0] for uid, g in context.groupby("unique_id")}
+    diagnosed = {"seasonal_period": 10, "series": stats}
+    details = {
+        "baseline": "naive", "alpha": 0.05, "models": evaluate.model_details(rows, {"mymodel": MYMODEL_METADATA}),
+        "folds": evaluate.fold_report(rows), "dm_pairwise": evaluate.pairwise_dm(rows),
+    }
+    page = leaderboard.render(report, details, folds, [], diagnosed)
     assert "Beats the naive random walk at the 5% level: oracle" in page
     assert "| 1 | oracle |" in page  # ranked first by RMSE
     assert "| mymodel | 1,313 | lstm W_xh 128, lstm W_hh 1,024, lstm b 128, dense W_hy 32, dense b 1 |" in page
@@ -158,7 +161,7 @@ def test_leaderboard_names_every_model_and_says_who_beats_naive(rows, inputs):
     assert "| FLAT | 120 | constant | n/a | constant | n/a |" in page
     without_oracle = rows[rows["model"] != "oracle"]
     details["models"].pop("oracle")
-    page = leaderboard.render(evaluate.metrics_report(without_oracle), details, folds, [])
+    page = leaderboard.render(evaluate.metrics_report(without_oracle), details, folds, [], diagnosed)
     assert "**No model beats the naive random walk.**" in page
     assert "no evidence it beats naive" in page
 
@@ -199,7 +202,8 @@ def _write_inputs(repo):
     for model, table in make_tables(prices).items():
         io.write_table(table, repo / f"data/predictions/{model}.parquet", metadata=MYMODEL_METADATA if model == "mymodel" else None)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["evaluate"] = {"zoom_days": 10, "seasonal_period": 10}
+    params["evaluate"] = {"zoom_days": 10}
+    params["diagnostics"] = {"seasonal_period": 10}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -209,44 +213,24 @@ def _digests(root):
 
 def test_the_stage_writes_every_report_and_a_rerun_is_byte_identical(repo_copy, monkeypatch):
     _write_inputs(repo_copy)
-    (repo_copy / "reports/plots/images").mkdir(parents=True)
+    assert run_in(repo_copy, "python", "-m", "pipeline.diagnostics").returncode == 0
+    (repo_copy / "reports/plots/images").mkdir(parents=True, exist_ok=True)
     (repo_copy / "reports/plots/images/forecast_GONE.png").write_bytes(b"stale")
     result = run_in(repo_copy, "python", "-m", "pipeline.evaluate")
     assert result.returncode == 0, result.stderr
     first = _digests(repo_copy / "reports")
     assert {"metrics.json", "evaluation.json", "leaderboard.md", "plots/rmse_by_fold.csv", "plots/forecast/AAA.csv", "plots/cumulative/BBB.csv",
-            "plots/images/zoom_FLAT.png", "plots/images/decomposition_AAA.png"} <= set(first)  # fmt: skip
+            "plots/images/zoom_FLAT.png", "diagnostics/decomposition_AAA.png"} <= set(first)
     assert "plots/images/forecast_GONE.png" not in first  # stale figures are removed
     metrics = json.loads((repo_copy / "reports/metrics.json").read_text())
     assert list(metrics["models"]) == ["mymodel", "naive", "oracle"]
     page = (repo_copy / "reports/leaderboard.md").read_text()
     assert all(f"| {model} |" in page for model in ("mymodel", "naive", "oracle"))
-    assert "(plots/images/forecast_AAA.png)" in page
-    # The same inputs again, this time in this process, with the per-series statistics and the
-    # figures on parallel.n_jobs = 2 processes (13 figures are too few by default): the same bytes.
+    assert "(plots/images/forecast_AAA.png)" in page and "(diagnostics/decomposition_AAA.png)" in page
+    # The same inputs again, this time in this process, with the figures on parallel.n_jobs = 2
+    # processes (13 figures are too few by default): the same bytes.
     monkeypatch.chdir(repo_copy)
-    monkeypatch.setattr(evaluate, "MIN_TASKS_PER_PROCESS", 1)
+    monkeypatch.setattr(plots, "MIN_TASKS_PER_PROCESS", 1)
     evaluate.main()
+    diagnostics.main()
     assert _digests(repo_copy / "reports") == first
-
-
-def test_seasonal_strength_finds_a_planted_cycle_and_not_a_random_walk():
-    rng = np.random.default_rng(3)
-    days = np.arange(2000)
-    cycle = 4.6 + 0.05 * np.sin(2 * np.pi * days / 50) + rng.normal(0, 0.002, len(days))
-    walk = 4.6 + np.cumsum(rng.normal(0, 0.01, len(days)))
-    strong = evaluate.seasonal_strength(*evaluate.decompose(cycle, period=50)[1:])
-    weak = evaluate.seasonal_strength(*evaluate.decompose(walk, period=50)[1:])
-    assert strong > 0.9 and weak < 0.5
-    assert evaluate.decompose(walk[:99], period=50) is None  # under two periods: no decomposition
-
-
-def test_decomposition_with_jumps_stays_close_to_smoothing_every_point():
-    from statsmodels.tsa.seasonal import STL
-
-    walk = 4.6 + np.cumsum(np.random.default_rng(5).normal(0, 0.01, 1500))
-    trend, seasonal, resid = evaluate.decompose(walk, period=100)
-    full = STL(walk, period=100).fit()
-    assert np.allclose(trend + seasonal + resid, walk)  # the parts add up to the series
-    assert np.max(np.abs(trend - full.trend)) < 0.01  # log points: under 1% of price
-    assert abs(evaluate.seasonal_strength(seasonal, resid) - evaluate.seasonal_strength(np.asarray(full.seasonal), np.asarray(full.resid))) < 0.05

@@ -8,9 +8,11 @@ leakage canary; and every learning model beats the random walk on a series that 
 
 from __future__ import annotations
 
+import json
 import pickle
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from pipeline.cli import UserError
+from pipeline.features import windows_table
 from pipeline.models.arima import Arima
 from pipeline.models.naive import Drift, Naive
 from pipeline.models.recurrent import Recurrent
@@ -98,7 +101,8 @@ def test_fit_returns_self(case):
 
 def test_table_has_one_finite_row_per_test_day(case):
     assert case.forecasts.shape == (N_TEST,) and case.forecasts.dtype == np.float64
-    expected = PREDICTION_COLUMNS if hasattr(case.model, "predict_interval") else PREDICTION_COLUMNS[:-2]
+    has_interval = case.model.predict_interval(Y, N_TEST) is not None
+    expected = PREDICTION_COLUMNS if has_interval else PREDICTION_COLUMNS[:-2]
     assert case.table.columns.tolist() == expected
     assert len(case.table) == N_TEST and not case.table.isna().any().any()
     assert np.array_equal(case.table["y"].to_numpy(), np.exp(Y[N_TRAIN:]))
@@ -116,7 +120,7 @@ def test_leakage_canary(case, t):
     changed = Y.copy()
     changed[t:] += np.random.default_rng(t).normal(0, 0.05, len(Y) - t)
     outputs = [lambda y: case.model.predict(y, N_TEST)]
-    if hasattr(case.model, "predict_interval"):
+    if case.model.predict_interval(Y, N_TEST) is not None:
         outputs.append(lambda y: case.model.predict_interval(y, N_TEST))
     for output in outputs:
         before, after = output(Y), output(changed)
@@ -137,6 +141,41 @@ def test_learning_models_beat_the_random_walk_on_ar2_returns(case):
 def test_fitted_model_pickles_and_predicts_the_same(case):
     """The loop returns fitted models from its worker processes."""
     assert np.array_equal(pickle.loads(pickle.dumps(case.model)).predict(Y, N_TEST), case.forecasts)
+
+
+def test_saved_model_loads_and_predicts_the_same_and_saves_the_same_bytes(case, tmp_path):
+    """`models/<name>/` holds what a forecast needs: a save, a load, the same forecasts; two
+    saves, the same bytes; nothing in it that unpickles."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    case.model.save(first)
+    case.model.save(second)
+    files = sorted(p.relative_to(first) for p in first.rglob("*"))
+    assert files and files == sorted(p.relative_to(second) for p in second.rglob("*"))
+    assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
+    assert not any(f.suffix in (".pkl", ".pickle", ".joblib") for f in files)
+    loaded = type(case.model).load(first, json.loads(json.dumps(case.model.config())))
+    assert np.array_equal(loaded.predict(Y, N_TEST), case.forecasts)
+    interval = case.model.predict_interval(Y, N_TEST)
+    if interval is not None:
+        assert np.array_equal(loaded.predict_interval(Y, N_TEST), interval)
+
+
+def test_window_models_forecast_the_same_from_the_features_table(case):
+    """The stage feeds window models the rows of `data/windows.parquet` as `X`; a forecast from
+    the latest prices builds them from `y`: both give the same numbers."""
+    columns = case.model.input_columns()
+    if not columns:
+        pytest.skip("a model of the prices alone")
+    import pandas as pd
+
+    prices = pd.DataFrame({"unique_id": "AR2", "ds": SERIES.ds, "close": SERIES.price})
+    table = windows_table(prices, case.model.n_lags, case.model.target)
+    X = np.full((len(Y), len(columns)), np.nan)
+    X[len(Y) - len(table) :] = table[columns].to_numpy()
+    assert np.array_equal(case.model.predict(Y, N_TEST, X), case.forecasts)
+    refit = type(case.model)(**case.model.get_params()).fit(Y[:N_TRAIN], X[:N_TRAIN])
+    assert np.array_equal(refit.predict(Y, N_TEST), case.refitted.predict(Y, N_TEST))
 
 
 # Trainable parameters of the fitted models, where they do not depend on the data.
@@ -207,3 +246,31 @@ def test_make_estimator_passes_the_seed_and_names_bad_keys():
         make_estimator("random_forest", {"n_estimators": 0}, 0)
     with pytest.raises(UserError, match=r"^sklearn\.estimator: unknown estimator 'svm'"):
         make_estimator("svm", {}, 0)
+
+
+_CACHE_PROBE = """
+import sys
+import numpy as np
+from pipeline.models.recurrent import Recurrent
+from tests.test_models import TINY_NET, Y, N_TRAIN, N_TEST
+out = [Recurrent(cell="gru", **TINY_NET).fit(Y[:N_TRAIN]).predict(Y, N_TEST) for _ in range(int(sys.argv[1]))]
+np.save(sys.argv[2], np.stack(out))
+"""
+
+
+def test_the_compilation_cache_changes_no_forecast(tmp_path):
+    """Forecasts are the same bytes compiled afresh (no cache), and with the persistent cache
+    both cold (first fit) and warm (a second fit reading what the first compiled)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    runs = {"off": ("1", {"JAX_ENABLE_COMPILATION_CACHE": "false"}), "on": ("2", {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax")})}
+    results = {}
+    for name, (fits, env) in runs.items():
+        out = tmp_path / f"{name}.npy"
+        subprocess.run([sys.executable, "-c", _CACHE_PROBE, fits, str(out)], cwd=root, env={**os.environ, **env}, check=True, timeout=300)
+        results[name] = np.load(out)
+    assert any((tmp_path / "jax").iterdir())  # the cache was written, then read by the second fit
+    assert np.array_equal(results["on"][0], results["on"][1]) and np.array_equal(results["off"][0], results["on"][0])

@@ -1,30 +1,52 @@
 """The typed params loader: defaults, types, and one clear message per bad key."""
 
 import pytest
+from pydantic import ValidationError
 
 from pipeline.cli import UserError
-from pipeline.params import Params, load_params, parse_params
+from pipeline.params import LstmParams, Params, SplitParams, load_params, parse_params
 
 
 def test_committed_params_file_loads_and_matches_defaults_where_documented():
     params = load_params("params.yaml")
     assert params.data.source == "sample" and params.data.datasets == ["sp500"]
     assert params.features.n_lags == 60 and params.features.target == "log_return"
-    assert (params.split.n_windows, params.split.test_size, params.split.gap, params.split.max_train_size) == (5, 250, 0, None)
+    split = params.split
+    assert (split.n_windows, split.test_size, split.gap, split.max_train_size) == (5, 250, 0, None)
 
 
 def test_empty_mapping_gives_defaults():
     assert parse_params({}) == Params()
 
 
+def test_null_section_gives_defaults():
+    assert parse_params({"lstm": None, "split": None}) == Params()
+
+
 def test_params_are_frozen():
     params = parse_params({})
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError, match="frozen"):
         params.features.n_lags = 3
+    with pytest.raises(ValidationError, match="frozen"):
+        params.lstm = LstmParams()
+    assert params.features.n_lags == 60
 
 
-def test_int_is_accepted_where_a_float_is_expected():
-    assert parse_params({"lstm": {"learning_rate": 1}}).lstm.learning_rate == 1.0
+def test_int_is_converted_where_a_float_is_expected():
+    learning_rate = parse_params({"lstm": {"learning_rate": 1}}).lstm.learning_rate
+    assert learning_rate == 1.0 and type(learning_rate) is float
+
+
+def test_sections_dump_to_json_ready_dicts():
+    params = parse_params({"split": {"max_train_size": 30}, "lstm": {"units": [8, 4]}})
+    assert params.split.model_dump(mode="json") == {"n_windows": 5, "test_size": 250, "gap": 0, "max_train_size": 30}
+    assert params.lstm.model_dump(mode="json")["units"] == [8, 4]
+
+
+def test_sections_built_in_code_are_validated_too():
+    assert SplitParams(n_windows=3, test_size=7).n_windows == 3
+    with pytest.raises(ValidationError, match="n_windows\n  Input should be greater than or equal to 2"):
+        SplitParams(n_windows=1)
 
 
 @pytest.mark.parametrize(
@@ -33,28 +55,50 @@ def test_int_is_accepted_where_a_float_is_expected():
         ({"featurez": {}}, "featurez: unknown section"),
         ({"features": {"nlags": 3}}, "features.nlags: unknown key"),
         ({"features": {"n_lags": "60"}}, "features.n_lags: expected an integer"),
-        ({"features": {"n_lags": True}}, "features.n_lags: expected an integer"),
+        ({"features": {"n_lags": True}}, "features.n_lags: expected an integer, got True"),
+        ({"features": {"n_lags": 2.5}}, "features.n_lags: expected an integer, got 2.5"),
+        ({"features": {"n_lags": 2.0}}, "features.n_lags: expected an integer, got 2.0"),
+        ({"lstm": {"dropout": False}}, "lstm.dropout: expected a number, got False"),
+        ({"lstm": {"learning_rate": "0.01"}}, "lstm.learning_rate: expected a number, got '0.01'"),
+        ({"lstm": {"warm_start": 1}}, "lstm.warm_start: expected true or false, got 1"),
+        ({"lstm": {"units": ["a"]}}, "lstm.units: expected a list of integers, got ['a']"),
+        ({"lstm": {"units": 32}}, "lstm.units: expected a list of integers, got 32"),
+        ({"lstm": {"foo": 1}}, "lstm.foo: unknown key (expected one of cell, units, dropout,"),
+        ({"mlflow": {"experiment": 5}}, "mlflow.experiment: expected a string, got 5"),
+        ({"data": {"datasets": "sp500"}}, "data.datasets: expected a list of strings, got 'sp500'"),
         ({"features": {"n_lags": 0}}, "features.n_lags: must be >= 1, got 0"),
         ({"features": {"target": "returns"}}, "features.target: expected one of log_return, price"),
         ({"split": {"n_windows": -1}}, "split.n_windows: must be >= 2, got -1"),
         ({"split": {"n_windows": 1}}, "split.n_windows: must be >= 2, got 1"),
         ({"split": {"test_size": 0}}, "split.test_size: must be >= 1"),
+        ({"split": {"max_train_size": 1}}, "split.max_train_size: must be >= 2, got 1"),
+        ({"lstm": {"learning_rate": 0}}, "lstm.learning_rate: must be > 0, got 0"),
+        ({"lstm": {"epochs": 0}}, "lstm.epochs: must be >= 1, got 0"),
+        ({"evaluate": {"zoom_days": 1}}, "evaluate.zoom_days: must be >= 2, got 1"),
+        ({"mlflow": {"experiment": " "}}, "mlflow.experiment: must not be empty"),
+        ({"parallel": {"scheduler_address": "tcp://h:8786"}}, "parallel.scheduler_address: is used only with"),
         ({"split": {"max_train_size": "all"}}, "split.max_train_size: expected an integer or null"),
+        ({"split": {"n_windows": 0}}, "split.n_windows: must be >= 2, got 0"),
+        ({"foo": {}}, "foo: unknown section (expected one of data, features, split,"),
         ({"sklearn": {"estimator": "xgboost"}}, "sklearn.estimator: expected one of ridge"),
         ({"sklearn": {"params": [1]}}, "sklearn.params: expected a mapping"),
+        ({"sklearn": {"params": {1: 2}}}, "sklearn.params: expected a mapping of names to values"),
+        ({"sklearn": {"params": {"random_state": 1}}}, "sklearn.params: set random_state through sklearn.random_state"),
         ({"lstm": {"cell": "transformer"}}, "lstm.cell: expected one of lstm, gru, simple_rnn"),
         ({"lstm": {"units": []}}, "lstm.units: must list at least one layer size"),
         ({"lstm": {"units": [8, 0]}}, "lstm.units: every layer needs >= 1 unit"),
         ({"lstm": {"dropout": 1.5}}, "lstm.dropout: must be in [0, 1)"),
         ({"arima": {"order": [1, 1]}}, "arima.order: must be auto or [p, d, q]"),
-        ({"arima": {"order": "best"}}, "arima.order: expected auto or a list of an integer"),
+        ({"arima": {"order": "best"}}, "arima.order: expected auto or a list of integers, got 'best'"),
+        ({"arima": {"order": [1, "a", 1]}}, "arima.order: expected auto or a list of integers, got [1, 'a', 1]"),
         ({"arima": {"order": [1, 3, 1]}}, "arima.order: d must be 0, 1 or 2"),
         ({"data": {"source": "csv"}}, "data.path: is required when data.source is csv"),
         ({"data": {"datasets": ["dax"]}}, "data.datasets: unknown data set 'dax'"),
         ({"data": {"start": "2020-13-01"}}, "data.start: not an ISO date"),
         ({"data": {"start": "2020-01-02", "end": "2019-01-01"}}, "data.end: 2019-01-01 is before data.start"),
         ({"parallel": {"n_jobs": 0}}, "parallel.n_jobs: must be >= 1 or -1"),
-        ({"features": [1, 2]}, "features: expected a mapping of keys"),
+        ({"features": [1, 2]}, "features: expected a mapping of keys, got list"),
+        ([1, 2], "expected a mapping of sections at the top level"),
     ],
 )
 def test_bad_params_name_the_key(raw, message):
@@ -72,3 +116,10 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("features: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_params(bad)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- features\n")
+    with pytest.raises(UserError, match="list.yaml: expected a mapping of sections"):
+        load_params(listed)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing set\nlstm:\n")
+    assert load_params(empty) == Params()

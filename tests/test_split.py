@@ -6,7 +6,6 @@ import pytest
 from sklearn.model_selection import TimeSeriesSplit
 
 from pipeline.cli import UserError
-from pipeline.features import windows_table
 from pipeline.params import SplitParams
 from pipeline.split import fold_indices, make_folds
 
@@ -31,21 +30,28 @@ def test_fold_indices_match_time_series_split(split):
 
 
 def test_too_large_test_size_names_the_key():
-    with pytest.raises(UserError, match=r"split.test_size: 5 folds x 30 test days \+ gap 0 \+ 20 train windows need 170 windows, the series has 100"):
+    message = r"split.test_size: 5 folds x 30 test days \+ gap 0 \+ 20 train days need 170 days, the series has 100"
+    with pytest.raises(UserError, match=message):
         fold_indices(100, SplitParams(n_windows=5, test_size=30))
 
 
-def test_make_folds_gives_dates_of_windows_and_their_history():
+def test_make_folds_gives_dates_of_the_price_calendar():
     days = pd.bdate_range("2021-01-01", periods=60).astype("datetime64[ns]")
     prices = pd.DataFrame({"unique_id": "X", "ds": days, "close": np.linspace(10, 20, 60)})
-    windows = windows_table(prices, n_lags=3, target="log_return")
-    folds = make_folds(prices, windows, SplitParams(n_windows=2, test_size=5, max_train_size=30))
+    folds = make_folds(prices, SplitParams(n_windows=2, test_size=5, max_train_size=30))
     assert list(folds) == ["X"]
     first, second = folds["X"]
     day = lambda i: days[i].strftime("%Y-%m-%d")  # noqa: E731
-    # 56 windows, targets at prices 4..59; test rows 46..50 and 51..55; train the 30 rows before.
+    # 60 days: test days 50..54 and 55..59; train the 30 days before each.
     assert first == {
-        "fold": 0, "history_start": day(16), "train_start": day(20), "train_end": day(49),
+        "fold": 0, "history_start": day(20), "train_end": day(49),
         "test_start": day(50), "test_end": day(54), "n_train": 30, "n_test": 5,
-    }  # fmt: skip
+    }
     assert second["test_start"] == day(55) and second["test_end"] == day(59) and second["train_end"] == day(54)
+
+
+def test_folds_do_not_depend_on_window_params():
+    """The split reads the prices alone: no `features.*` param can move a fold."""
+    import inspect
+
+    assert list(inspect.signature(make_folds).parameters) == ["prices", "split"]

@@ -7,7 +7,6 @@ import pytest
 
 from pipeline import io
 from pipeline.cli import UserError
-from pipeline.features import windows_table
 from pipeline.ingest import synthetic_prices
 from pipeline.models.arima import Arima
 from pipeline.models.recurrent import Recurrent
@@ -25,7 +24,7 @@ LAGS = 5
 @pytest.fixture(scope="module")
 def inputs():
     prices = synthetic_prices(n_series=1, n_days=300, seed=4)
-    folds = make_folds(prices, windows_table(prices, LAGS, "log_return"), SplitParams(n_windows=2, test_size=40))
+    folds = make_folds(prices, SplitParams(n_windows=2, test_size=40))
     return prices, folds
 
 
@@ -41,7 +40,7 @@ def test_parallel_run_writes_the_serial_bytes(model, inputs, tmp_path):
     for n_jobs in (1, 2):
         with parallel_backend(ParallelParams(backend="loky", n_jobs=n_jobs)):
             table, fitted = walk_forward(model, prices, folds, n_jobs=n_jobs)
-        io.write_table(table, tmp_path / f"{n_jobs}.parquet", metadata=describe("m", "test", fitted[-1]))
+        io.write_table(table, tmp_path / f"{n_jobs}.parquet", metadata=describe("m", "test", fitted[-1][2]))
         tables[n_jobs] = table
     assert len(tables[1]) == 2 * 40 and not tables[1].isna().any().any()
     pd.testing.assert_frame_equal(tables[1], tables[2], check_exact=True)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import UserError
-from pipeline.features import windows_table
+from pipeline.models.base import Model
 from pipeline.models.naive import Drift, Naive
 from pipeline.params import SplitParams
 from pipeline.split import make_folds
@@ -19,22 +19,22 @@ def _inputs(gap=0, max_train_size=None, n=120, ids=("A", "B")):
         [pd.DataFrame({"unique_id": uid, "ds": days, "close": 50 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))}) for uid in ids],
         ignore_index=True,
     )
-    folds = make_folds(prices, windows_table(prices, 4, "log_return"), SplitParams(n_windows=3, test_size=10, gap=gap, max_train_size=max_train_size))
+    folds = make_folds(prices, SplitParams(n_windows=3, test_size=10, gap=gap, max_train_size=max_train_size))
     return prices, folds
 
 
-class Spy:
+class Spy(Model):
     """Records the train part it was fitted on and the history it forecast from."""
 
-    def fit(self, y):
+    def fit(self, y, X=None):
         self.train_ = y.copy()
         return self
 
-    def predict(self, y, n):
+    def predict(self, y, n, X=None):
         self.history_ = y.copy()
         return y[len(y) - n - 1 : len(y) - 1] + 0.01
 
-    def predict_interval(self, y, n):
+    def predict_interval(self, y, n, X=None):
         last = y[len(y) - n - 1 : len(y) - 1]
         return np.column_stack([last - 0.1, last + 0.1])
 
@@ -57,7 +57,8 @@ def test_fit_sees_only_the_train_part_and_predict_the_history_before_each_day(ga
     table, fitted = walk_forward(Spy(), prices, folds)
     a = prices[prices.unique_id == "A"].reset_index(drop=True)
     log_a = np.log(a.close.to_numpy())
-    for spy, fold in zip(fitted[:3], folds["A"], strict=True):
+    for (uid, k, spy), fold in zip(fitted[:3], folds["A"], strict=True):
+        assert (uid, k) == ("A", fold["fold"])
         day = {k: int(a.index[a.ds == pd.Timestamp(fold[k])][0]) for k in ("history_start", "train_end", "test_start", "test_end")}
         assert np.array_equal(spy.train_, log_a[day["history_start"] : day["train_end"] + 1])
         assert np.array_equal(spy.history_, log_a[day["history_start"] : day["test_end"] + 1])
@@ -74,24 +75,24 @@ def test_each_fold_starts_from_an_unfitted_copy():
     model = Drift()
     _, fitted = walk_forward(model, prices, folds)
     assert not hasattr(model, "drift_")
-    assert len({id(m) for m in fitted}) == len(fitted) == 6
+    assert len({id(m) for _, _, m in fitted}) == len(fitted) == 6
 
 
-class CountingWarm:
+class CountingWarm(Model):
     warm_start = True
 
-    def fit(self, y):
+    def fit(self, y, X=None):
         self.fits_ = getattr(self, "fits_", 0) + 1
         return self
 
-    def predict(self, y, n):
+    def predict(self, y, n, X=None):
         return np.full(n, float(self.fits_)) + y[len(y) - n - 1 : len(y) - 1]
 
 
 def test_warm_start_models_carry_state_fold_to_fold():
     prices, folds = _inputs()
     table, fitted = walk_forward(CountingWarm(), prices, folds)
-    assert [m.fits_ for m in fitted] == [3, 3, 3, 3, 3, 3]  # one object per series, fitted 3 times
+    assert [m.fits_ for _, _, m in fitted] == [3, 3, 3, 3, 3, 3]  # one object per series, fitted 3 times
     ratio = np.log(table.y_hat.to_numpy() / table.groupby("unique_id").y.shift(1).to_numpy())
     assert np.allclose(ratio[~np.isnan(ratio)][:9], 1.0)  # fold 0 of A: fitted once
     assert np.allclose(ratio[10:19], 2.0) and np.allclose(ratio[20:29], 3.0)

@@ -26,6 +26,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, SingularMatrixWa
 from statsmodels.tsa.arima.model import ARIMA
 
 from pipeline.cli import UserError
+from pipeline.models.base import Model, read_state, write_state
 
 # The model sees log prices in percent. Daily log returns have a variance near 1e-4, too small
 # for the optimiser's tolerances: unscaled, half the fits of an order grid stop at their starting
@@ -90,7 +91,7 @@ def select_order(y: np.ndarray, max_p: int, max_q: int, d: int) -> tuple[int, in
     return best[1]
 
 
-class Arima:
+class Arima(Model):
     """statsmodels ARIMA of log prices; `order` is `[p, d, q]` or `"auto"` (AIC grid per fold)."""
 
     def __init__(self, order="auto", max_p: int = 2, max_q: int = 2, d: int = 1, coverage: float = 0.9):
@@ -100,7 +101,7 @@ class Arima:
         self.d = d
         self.coverage = coverage
 
-    def fit(self, y: np.ndarray) -> Arima:
+    def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Arima:
         y = np.asarray(y, dtype="float64")
         d = self.d if self.order == "auto" else int(self.order[1])
         self.level_ = float(y.mean()) if d == 0 else 0.0
@@ -111,9 +112,13 @@ class Arima:
         else:
             self.order_ = tuple(int(v) for v in self.order)
         try:
-            self.results_ = _fit(detrended, self.order_, FINAL)
+            results = _fit(detrended, self.order_, FINAL)
         except (np.linalg.LinAlgError, ValueError, ZeroDivisionError) as error:
-            raise UserError(f"arima.order: ARIMA{self.order_} could not be fitted on a train part of {len(y)} prices: {error}") from None
+            raise UserError(
+                f"arima.order: ARIMA{self.order_} could not be fitted on a train part of {len(y)} prices: {error}"
+            ) from None
+        # The estimates are all a forecast needs: `_one_step` filters any history with them.
+        self.params_ = np.asarray(results.params, dtype="float64")
         self._last_step = None
         return self
 
@@ -131,7 +136,8 @@ class Arima:
         if self._last_step is not None and self._last_step[1] == n and np.array_equal(self._last_step[0], y):
             return self._last_step[2]
         trend = self._trend(len(y))
-        filtered = self.results_.apply(SCALE * (y - trend))  # refit=False: filter only
+        # What `results.apply(refit=False)` does, from the estimates alone: the same bytes.
+        filtered = ARIMA(SCALE * (y - trend), order=self.order_, trend="n").filter(self.params_)
         prediction = filtered.get_prediction(start=len(y) - n, dynamic=False)
         mean = np.asarray(prediction.predicted_mean) / SCALE + trend[-n:]
         bounds = np.asarray(prediction.conf_int(alpha=1 - self.coverage)) / SCALE + trend[-n:, None]
@@ -139,13 +145,30 @@ class Arima:
         return mean, bounds
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_last_step": None}  # a pickled model carries no cached forecasts
+        # Workers send fitted models back to the stage: without the cached forecasts.
+        return {**self.__dict__, "_last_step": None}
 
-    def predict(self, y: np.ndarray, n: int) -> np.ndarray:
+    def predict(self, y: np.ndarray, n: int, X: np.ndarray | None = None) -> np.ndarray:
         return self._one_step(y, n)[0]
 
-    def predict_interval(self, y: np.ndarray, n: int) -> np.ndarray:
+    def predict_interval(self, y: np.ndarray, n: int, X: np.ndarray | None = None) -> np.ndarray:
         return self._one_step(y, n)[1]
+
+    def learned(self) -> dict:
+        return {"order_": list(self.order_), "level_": self.level_, "drift_": self.drift_}
+
+    def save(self, directory) -> None:
+        write_state(directory, {**self.learned(), "params_": self.params_.tolist()})
+
+    @classmethod
+    def load(cls, directory, params: dict) -> Arima:
+        state = read_state(directory)
+        model = cls(**params)
+        model.order_ = tuple(state["order_"])
+        model.level_, model.drift_ = float(state["level_"]), float(state["drift_"])
+        model.params_ = np.asarray(state["params_"], dtype="float64")
+        model._last_step = None
+        return model
 
     def parameter_counts(self) -> dict[str, int]:
         """Estimated parameters by kind: AR and MA coefficients, the trend, the noise variance."""

@@ -18,9 +18,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+from pipeline.features import make_windows, transform
+from pipeline.models.base import read_state, write_state
 from pipeline.models.windowed import Windowed
 
 # Keras reads its backend once, at its first import. That happens in `_keras()`, at the first
@@ -28,7 +31,17 @@ from pipeline.models.windowed import Windowed
 os.environ["KERAS_BACKEND"] = "jax"
 if "XLA_FLAGS" not in os.environ:
     os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+# XLA compilation, not training, was most of the stage: Keras jit-compiles new train, validation
+# and predict steps for every fit (a new function each time), about 3 s a fold on 2 cores, while
+# the 5 epochs of a fold train in about 1 s. JAX's persistent compilation cache keys compiled
+# steps by their program, so every fold, worker and run after the first reuses them; the
+# forecasts are the same bytes with and without it (tests/test_models.py). Every entry is kept:
+# JAX's default skips compilations under a second, which are all of these.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stockcast" / "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
+WEIGHTS = "weights.safetensors"
 CELLS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}  # params name -> Keras layer
 
 
@@ -105,13 +118,49 @@ class Recurrent(Windowed):
         self.weights_ = model.get_weights()
         self.network_ = model
 
-    def _predict_windows(self, X: np.ndarray) -> np.ndarray:
-        if getattr(self, "network_", None) is None:  # after unpickling: rebuild from the weights
+    def _network(self):
+        """The Keras model, rebuilt from `weights_` after a worker sent this model back or `load`."""
+        if getattr(self, "network_", None) is None:
             self.network_ = self._build()
             self.network_.set_weights(self.weights_)
+        return self.network_
+
+    def _predict_windows(self, X: np.ndarray) -> np.ndarray:
         # One batch of all rows: each row's forecast depends on that row alone.
-        out = self.network_.predict(self._inputs(X), batch_size=max(len(X), 1), verbose=0)
+        out = self._network().predict(self._inputs(X), batch_size=max(len(X), 1), verbose=0)
         return out[:, 0].astype("float64") * self.scale_ + self.mean_
+
+    def config(self) -> dict:
+        return {**self.get_params(), "units": list(self.units)}
+
+    def learned(self) -> dict:
+        return {"mean_": self.mean_, "scale_": self.scale_, "epochs_": len(self.history_.get("loss", []))}
+
+    def history(self) -> dict[str, list[float]]:
+        return self.history_
+
+    def native(self, y: np.ndarray) -> tuple[str, object, np.ndarray]:
+        """The Keras network and the last five windows of `y` as it sees them (standardised sequences)."""
+        windows, _ = make_windows(transform(np.asarray(y, dtype="float64"), self.target), self.n_lags)
+        return "keras", self._network(), self._inputs(windows[-5:])
+
+    def save(self, directory: Path) -> None:
+        from safetensors.numpy import save_file
+
+        write_state(directory, {"mean_": self.mean_, "scale_": self.scale_, "history_": self.history_})
+        save_file({f"{i:03d}": w for i, w in enumerate(self.weights_)}, str(Path(directory) / WEIGHTS))
+
+    @classmethod
+    def load(cls, directory: Path, params: dict) -> Recurrent:
+        """The fitted net: weights from safetensors (arrays only), rebuilt on the first forecast."""
+        from safetensors.numpy import load_file
+
+        state = read_state(directory)
+        model = cls(**{**params, "units": tuple(params["units"])})
+        model.mean_, model.scale_, model.history_ = state["mean_"], state["scale_"], state["history_"]
+        weights = load_file(str(Path(directory) / WEIGHTS))
+        model.weights_ = [weights[key] for key in sorted(weights)]
+        return model
 
     def __getstate__(self) -> dict:
         # The Keras model (`network_`) is rebuilt from `weights_`: workers return fitted objects without it.

@@ -11,7 +11,10 @@ learning rate and regularisation.
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +28,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from pipeline.cli import UserError
+from pipeline.features import make_windows, transform
+from pipeline.models.base import read_state, write_state
 from pipeline.models.windowed import Windowed
+
+ESTIMATOR_FILE = "estimator.skops"
 
 # The names `sklearn.estimator` accepts. Each keeps scikit-learn's defaults unless
 # `sklearn.params` says otherwise (mlp: one hidden layer of 100 ReLU units, the seed's MLP),
@@ -78,12 +85,43 @@ class Regressor(Windowed):
         self.n_lags = n_lags
         self.target = target
 
+    def config(self) -> dict:
+        """The constructor's arguments as JSON: the estimator by class name and its params."""
+        params = {k: v for k, v in self.estimator.get_params(deep=False).items()}
+        return {"estimator": type(self.estimator).__name__, "estimator_params": _jsonable(params),
+                "n_lags": self.n_lags, "target": self.target}
+
     def _fit_windows(self, X: np.ndarray, y: np.ndarray) -> None:
         pipeline = Pipeline([("scale", StandardScaler()), ("model", clone(self.estimator))])
         self.model_ = TransformedTargetRegressor(regressor=pipeline, transformer=StandardScaler()).fit(X, y)
 
     def _predict_windows(self, X: np.ndarray) -> np.ndarray:
         return self.model_.predict(X)
+
+    def save(self, directory: Path) -> None:
+        import skops.io
+
+        write_state(directory, {"n_lags": self.n_lags, "target": self.target})
+        (Path(directory) / ESTIMATOR_FILE).write_bytes(_deterministic_skops(skops.io.dumps(self.model_)))
+
+    @classmethod
+    def load(cls, directory: Path, params: dict) -> Regressor:
+        """The fitted regressor; skops loads only scikit-learn's and NumPy's own types, never
+        code from the file, and refuses any other type it finds there."""
+        import skops.io
+
+        state = read_state(directory)
+        data = (Path(directory) / ESTIMATOR_FILE).read_bytes()
+        trusted = [name for name in skops.io.get_untrusted_types(data=data) if name.startswith(("sklearn.", "numpy."))]
+        fitted = skops.io.loads(data, trusted=trusted)
+        model = cls(clone(fitted.regressor_.named_steps["model"]), n_lags=state["n_lags"], target=state["target"])
+        model.model_ = fitted
+        return model
+
+    def native(self, y: np.ndarray) -> tuple[str, object, np.ndarray]:
+        """The fitted scikit-learn pipeline and the last five lag windows of `y` as its input."""
+        windows, _ = make_windows(transform(np.asarray(y, dtype="float64"), self.target), self.n_lags)
+        return "sklearn", self.model_, windows[-5:]
 
     def parameter_counts(self) -> dict[str, int]:
         """What the fitted estimator learned, by block.
@@ -108,3 +146,37 @@ class Regressor(Windowed):
             return {"tree nodes": int(sum(tree.tree_.node_count for tree in fitted.estimators_))}
         # Histogram gradient boosting keeps its trees (one per iteration) in `_predictors`.
         return {"tree nodes": int(sum(len(p.nodes) for trees in fitted._predictors for p in trees))}
+
+
+def _jsonable(params: dict) -> dict:
+    """Estimator params as JSON values (tuples as lists, anything else by its repr)."""
+    out = {}
+    for key, value in sorted(params.items()):
+        if isinstance(value, (tuple, list)):
+            value = [float(v) if isinstance(v, (float, np.floating)) else v for v in value]
+        out[key] = value if isinstance(value, (str, int, float, bool, list, type(None))) else repr(value)
+    return out
+
+
+def _deterministic_skops(data: bytes) -> bytes:
+    """The same skops archive with the same bytes run after run.
+
+    skops names each array file and object reference by the object's memory address and stamps
+    each archive entry with the current time (skops 0.16): both are replaced here by numbers in
+    order of first appearance and a fixed date. Written by hand because skops has no option for
+    it; `Regressor.load` reads the result like any skops file (tested).
+    """
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    schema = archive.read("schema.json").decode()
+    ids: dict[str, str] = {}
+    for match in re.finditer(r'"__id__": (\d+)|"(\d+)\.npy"', schema):
+        ids.setdefault(match.group(1) or match.group(2), str(len(ids)))
+    schema = re.sub(r'("__id__": )(\d+)', lambda m: m.group(1) + ids[m.group(2)], schema)
+    schema = re.sub(r'"(\d+)\.npy"', lambda m: f'"{ids[m.group(1)]}.npy"', schema)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        names = sorted((n for n in archive.namelist() if n != "schema.json"), key=lambda n: int(ids[n[:-4]]))
+        for name in names:
+            target.writestr(zipfile.ZipInfo(f"{ids[name[:-4]]}.npy", date_time=(1980, 1, 1, 0, 0, 0)), archive.read(name))
+        target.writestr(zipfile.ZipInfo("schema.json", date_time=(1980, 1, 1, 0, 0, 0)), schema)
+    return out.getvalue()

@@ -1,0 +1,84 @@
+"""The model contract's base class: what every family has, with the defaults most need.
+
+A family subclasses `Model` and writes `fit` and `predict`; everything else has a default here,
+so the walk-forward loop, the model store and the tracking stage call one declared interface
+instead of probing for optional methods.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import numpy as np
+
+STATE = "state.json"  # learned scalars and short lists, as JSON
+
+
+class Model:
+    """Base class of every forecasting model (see `pipeline.models` for the contract)."""
+
+    def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Model:
+        raise NotImplementedError
+
+    def predict(self, y: np.ndarray, n: int, X: np.ndarray | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_interval(self, y: np.ndarray, n: int, X: np.ndarray | None = None) -> np.ndarray | None:
+        """`(n, 2)` lower and upper log-price bounds for the forecasts of `predict`, or `None`."""
+        return None
+
+    def input_columns(self) -> list[str]:
+        """The columns of the features table (`data/windows.parquet`) the model reads as `X`;
+        `[]` for a model of the prices alone."""
+        return []
+
+    def get_params(self) -> dict:
+        """The constructor's arguments as the constructor stored them (scikit-learn's rule)."""
+        parameters = inspect.signature(type(self).__init__).parameters.values()
+        named = (p.name for p in parameters if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD)
+        return {name: getattr(self, name) for name in named}
+
+    def config(self) -> dict:
+        """The constructor's arguments as JSON values, as the model store records them."""
+        return self.get_params()
+
+    def learned(self) -> dict:
+        """The fitted model's small learned values (JSON-ready), e.g. `{"order_": [1, 1, 1]}`."""
+        return {}
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters by weight block, e.g. `{"lstm_1 W_xh": 128}`; `{}` for none."""
+        return {}
+
+    def history(self) -> dict[str, list[float]]:
+        """Training curves of the last fit (e.g. `loss`, `val_loss` per epoch); `{}` for none."""
+        return {}
+
+    def native(self, y: np.ndarray) -> tuple[str, object, np.ndarray] | None:
+        """`(library, learned object, input example built from log prices y)` for an MLflow
+        flavour of that library (`sklearn`, `keras`), or `None` where there is none."""
+        return None
+
+    def save(self, directory: Path) -> None:
+        """Write the fitted state into `directory` (which exists and is empty): no pickle."""
+        write_state(directory, self.learned())
+
+    @classmethod
+    def load(cls, directory: Path, params: dict) -> Model:
+        """The fitted model `save` wrote, built from its constructor `params`; runs no code from
+        the files (they hold numbers and names only)."""
+        model = cls(**params)
+        for key, value in read_state(directory).items():
+            setattr(model, key, value)
+        return model
+
+
+def write_state(directory: Path, state: dict) -> None:
+    """`state` as sorted, indented JSON: floats are written with `repr`, so they read back exactly."""
+    (Path(directory) / STATE).write_text(json.dumps(state, indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def read_state(directory: Path) -> dict:
+    return json.loads((Path(directory) / STATE).read_text())

@@ -1,0 +1,121 @@
+"""Fitted models as files: `models/<name>/`, what a forecast needs without MLflow.
+
+    models/<name>/model.json     the manifest: family, constructor params, description, per series
+                                 the directory and fold of its model and what it learned, and the
+                                 training curves of every fold
+    models/<name>/<series>/      the last fold's fitted model of that series, in the family's own
+                                 files (JSON, safetensors, skops): no pickle, byte-identical reruns
+
+`load` builds a model from its family's class, found by name in `FAMILIES` (a fixed table, not
+a path read from the file), so a models directory cannot make this code import or run anything.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
+
+from pipeline import io
+from pipeline.cli import UserError
+
+MANIFEST = "model.json"
+# family name in the manifest -> (module, class). One owner: the train stage and tests read it.
+FAMILIES = {
+    "naive": ("pipeline.models.naive", "Naive"),
+    "drift": ("pipeline.models.naive", "Drift"),
+    "arima": ("pipeline.models.arima", "Arima"),
+    "regressor": ("pipeline.models.regressor", "Regressor"),
+    "recurrent": ("pipeline.models.recurrent", "Recurrent"),
+}
+
+
+def family_of(model) -> str:
+    """The `FAMILIES` name of a model's class."""
+    key = (type(model).__module__, type(model).__name__)
+    for name, entry in FAMILIES.items():
+        if entry == key:
+            return name
+    raise ValueError(f"{key} is not in pipeline.models.store.FAMILIES")
+
+
+def family_class(name: str) -> type:
+    if name not in FAMILIES:
+        raise KeyError(name)
+    module, cls = FAMILIES[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def series_directory(uid: str) -> str:
+    """A series id (a ticker like `^GSPC` or `BRK.B`) as one safe directory name."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", uid)
+    return safe if safe.strip("_") else "series"
+
+
+def describe(model) -> str:
+    """A model's class and constructor arguments on one line, e.g. `Arima(order='auto', ...)`."""
+    args = ", ".join(f"{k}={' '.join(repr(v).split())}" for k, v in model.get_params().items())
+    return f"{type(model).__name__}({args})"
+
+
+def manifest(name: str, stage: str, sections: list[str], last: dict[str, tuple[int, object]], curves: dict) -> dict:
+    """The manifest of one model's directory.
+
+    `last` maps each series to (fold, fitted model) of its last fold; `curves` maps series to
+    fold to training curves (`Model.history()`).
+    """
+    first = next(iter(last.values()))[1]
+    counts = first.parameter_counts()
+    names: dict[str, str] = {}
+    series = {}
+    for uid, (fold, model) in last.items():
+        directory = series_directory(uid)
+        while directory in names:  # two ids that differ only in unsafe characters
+            directory += "_"
+        names[directory] = uid
+        series[uid] = {"path": directory, "fold": fold, "learned": model.learned()}
+    return {
+        "model": name,
+        "stage": stage,
+        "family": family_of(first),
+        "params": first.config(),
+        "description": describe(first),
+        "params_sections": list(sections),
+        "n_params": int(sum(counts.values())),
+        "parameter_counts": counts,
+        "series": series,
+        "history": {uid: {str(k): c for k, c in by_fold.items() if c} for uid, by_fold in curves.items() if any(by_fold.values())},
+    }
+
+
+def write(directory: Path, content: dict, last: dict[str, tuple[int, object]]) -> None:
+    """Write `models/<name>/` atomically: the manifest and each series' fitted model."""
+    with io.atomic_directory(directory) as tmp:
+        for uid, entry in content["series"].items():
+            (tmp / entry["path"]).mkdir()
+            last[uid][1].save(tmp / entry["path"])
+        (tmp / MANIFEST).write_text(json.dumps(content, indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def read_manifest(directory: Path) -> dict:
+    """A models directory's manifest; a `UserError` naming the file if it is missing or bad."""
+    path = Path(directory) / MANIFEST
+    content = io.read_json(path)
+    if not isinstance(content, dict) or not {"family", "params", "series"} <= set(content):
+        raise UserError(f"{path}: not a model manifest (rerun the model's stage)")
+    if content["family"] not in FAMILIES:
+        raise UserError(f"{path}: unknown model family {content['family']!r} (expected one of {', '.join(FAMILIES)})")
+    return content
+
+
+def load(directory: Path, uid: str):
+    """The fitted model of series `uid` saved in `directory` (a `models/<name>/`)."""
+    content = read_manifest(directory)
+    if uid not in content["series"]:
+        raise UserError(f"{Path(directory) / MANIFEST}: no model for series {uid!r} (series: {', '.join(content['series'])})")
+    where = Path(directory) / content["series"][uid]["path"]
+    try:
+        return family_class(content["family"]).load(where, content["params"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{where}: cannot load the {content['family']} model ({err})") from None

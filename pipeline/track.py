@@ -1,0 +1,50 @@
+"""Stage `track`, the last: log what the pipeline's outputs hold to MLflow.
+
+    python -m pipeline.track    # params: mlflow.*  ->  data/tracked.json (and the MLflow store)
+
+It reads the DVC outputs (prices, folds, each model's predictions table and `models/<name>/`,
+the evaluate stage's reports) and logs one parent run per pipeline run with a child run per
+model and a `comparison` child (`pipeline.tracking.runs`), then points each series' registry
+alias `champion` at its champion (`pipeline.tracking.registry`). It scores nothing itself.
+
+`data/tracked.json` is its receipt: which outputs were tracked (their md5s) and the champions,
+with no run ids, times or URIs, so the same outputs give the same bytes. It is written last: a
+failed run leaves the previous receipt, and DVC runs `track` again. `STOCKCAST_TRACKING=off`
+logs nothing and writes the receipt with `"tracking": "off"`.
+"""
+
+from __future__ import annotations
+
+from pipeline import io, paths, scoring
+from pipeline.cli import run
+from pipeline.params import load_params
+from pipeline.tracking import store
+from pipeline.tracking.provenance import ModelOutputs, model_outputs
+
+REPORTS = (paths.METRICS, paths.EVALUATION, paths.LEADERBOARD, paths.PLOTS, paths.DIAGNOSTICS)  # the comparison's artifacts
+
+
+def receipt(experiment: str, tracking: bool, outputs: list[ModelOutputs], champions: dict[str, str]) -> dict:
+    """`data/tracked.json`'s content: the tracked outputs' md5s and the champions."""
+    models = {o.name: {"predictions_md5": o.predictions_md5, "model_md5": o.model_md5} for o in outputs}
+    return {"experiment": experiment, "tracking": "on" if tracking else "off", "models": models, "champions": champions}
+
+
+def main() -> None:
+    params = load_params()
+    report, evaluation = io.read_json(paths.METRICS), io.read_json(paths.EVALUATION)
+    outputs = [model_outputs(name) for name in report["models"]]
+    champions = scoring.champions(report)
+    on = store.enabled()
+    if on:
+        root, uri = store.connect()  # an unreachable server fails here, before mlflow is imported
+        from pipeline.tracking import session
+
+        session.log(root, uri, params, report, evaluation, outputs, champions, [p for p in REPORTS if p.exists()])
+    else:
+        print(f"track: {store.SWITCH_ENV}=off: nothing logged")
+    io.write_json(receipt(params.mlflow.experiment, on, outputs, champions), paths.TRACKED)
+
+
+if __name__ == "__main__":
+    run(main)

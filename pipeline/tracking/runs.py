@@ -1,0 +1,143 @@
+"""The MLflow runs of one pipeline run: a parent, one child per model, one `comparison` child.
+
+A model run holds its params (the `params.yaml` sections its stage read), tags saying what it is
+and what it read and wrote, the evaluate stage's scores (the same keys for every model, overall
+and `fold/<key>` with step = fold), its training curves, the prices as its dataset input, and
+per series its fitted model (`flavours`). A model whose outputs are unchanged since they were
+logged to this store is not logged again: the pipeline run links the earlier run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from pipeline import paths
+from pipeline.forecast import recent_prices
+from pipeline.params import Params
+from pipeline.tracking import flavours
+from pipeline.tracking.provenance import ModelOutputs, flat_params, key_part, learned_text
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """The parent run of one pipeline run, and the tags each of its runs carries."""
+
+    client: mlflow.MlflowClient
+    experiment_id: str
+    run_id: str
+    tags: dict[str, str]  # pipeline_run, git_commit, git_dirty, md5 of the inputs
+
+    @classmethod
+    def start(cls, experiment_id: str, name: str, tags: dict[str, str]) -> PipelineRun:
+        client = mlflow.MlflowClient()
+        run = client.create_run(experiment_id, run_name=name, tags=tags)
+        return cls(client, experiment_id, run.info.run_id, tags)
+
+    def finish(self, tags: dict[str, str]) -> None:
+        """Tag the parent (`run.<model>`, `champion.<series>`) and mark it finished."""
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.client.set_terminated(self.run_id, "FINISHED")
+
+    def _child(self, name: str, tags: dict[str, str]) -> str:
+        tags = {**self.tags, **tags, MLFLOW_PARENT_RUN_ID: self.run_id}
+        return self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+
+    def logged(self, outputs: ModelOutputs):
+        """The latest finished run of this model with these outputs' md5s, or `None`."""
+        found = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.model = '{outputs.name}' and tags.output_md5 = '{outputs.predictions_md5}' "
+            f"and tags.model_md5 = '{outputs.model_md5}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return found[0] if found else None
+
+    def log_model(self, outputs: ModelOutputs, params: Params, metrics: list[Metric], prices: pd.DataFrame, source: Path):
+        """Log one model's run (see the module docstring); return it as MLflow now has it.
+
+        `metrics` are from `model_metrics`; `prices` is the prices table, `source` its path.
+        """
+        manifest = outputs.manifest
+        tags = {
+            "model": outputs.name,
+            "stage": manifest.get("stage", outputs.name),
+            "family": manifest.get("description", manifest["family"]),
+            "series": ",".join(manifest["series"]),
+            "output": outputs.predictions.as_posix(),
+            "output_md5": outputs.predictions_md5,
+            "models": outputs.directory.as_posix(),
+            "model_md5": outputs.model_md5,
+            **{f"learned.{key_part(uid)}": learned_text(e.get("learned", {})) for uid, e in manifest["series"].items()},
+        }
+        run_id = self._child(outputs.name, {k: v for k, v in tags.items() if v})
+        # Params first: MLflow copies them into each model logged. Metrics last: it copies those
+        # too, with one query per metric key and model.
+        params = [Param(k, v) for k, v in flat_params(params, manifest.get("params_sections", [])).items()]
+        self.client.log_batch(run_id, params=params)
+        with mlflow.start_run(run_id=run_id):
+            with warnings.catch_warnings():  # a local path matches two of MLflow's source types, both right
+                warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+                dataset = mlflow.data.from_pandas(
+                    prices, source=str(source), name="prices", digest=self.tags[f"md5.{paths.PRICES.as_posix()}"]
+                )
+            mlflow.log_input(dataset, context="training")
+            uris = {}
+            for uid in manifest["series"]:
+                uris[uid] = flavours.log_forecaster(outputs.directory, manifest, uid, recent_prices(prices, uid))
+            served = [RunTag(f"forecaster.{key_part(uid)}", uri) for uid, uri in uris.items()]
+            self.client.log_batch(run_id, metrics=metrics, tags=served)
+        return self.client.get_run(run_id)
+
+    def log_comparison(self, report: dict, params: Params, sections: list[str], tags: dict, artifacts: list[Path]) -> str:
+        """The `comparison` run: every model's overall scores as `<model>.<key>`, the reports as
+        artifacts, `tags` (`run.<model>`, `champion.<series>`); returns its id."""
+        run_id = self._child("comparison", {"series": ",".join(report["series"]), **tags})
+        now = _now()
+        metrics = [
+            Metric(f"{model}.{key}", _number(value), now, 0)
+            for model, scores in report["models"].items()
+            for key, value in scores.items()
+        ]
+        params = [Param(k, v) for k, v in flat_params(params, sections).items()]
+        self.client.log_batch(run_id, metrics=metrics, params=params)
+        for path in artifacts:
+            if path.is_dir():
+                self.client.log_artifacts(run_id, str(path), artifact_path=path.name)
+            else:
+                self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, "FINISHED")
+        return run_id
+
+
+def model_metrics(name: str, report: dict, evaluation: dict, manifest: dict) -> list[Metric]:
+    """A model run's metrics: `reports/metrics.json`'s scores (null is NaN), `fold/<key>` per
+    fold from `reports/evaluation.json` (step = fold) and the training curves in the model's
+    manifest, `history/<series>/fold_<k>/<curve>` (step = epoch)."""
+    now = _now()
+    out = [Metric(key, _number(value), now, 0) for key, value in report["models"][name].items()]
+    for fold, by_model in evaluation["folds"].items():
+        out += [Metric(f"fold/{key}", _number(value), now, int(fold)) for key, value in by_model[name].items()]
+    for uid, by_fold in manifest.get("history", {}).items():
+        for fold, curves in by_fold.items():
+            for curve, values in curves.items():
+                key = f"history/{key_part(uid)}/fold_{fold}/{curve}"
+                out += [Metric(key, _number(v), now, epoch) for epoch, v in enumerate(values)]
+    return out
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _number(value) -> float:
+    return math.nan if value is None else float(value)
