@@ -168,8 +168,8 @@ class Check:
             return
         old_md5s = output_md5s(old)
         hashes = ", ".join(path for path, md5 in output_md5s(new).items() if old_md5s.get(path) != md5)
-        differ = f"; the output hashes of {hashes} differ" if hashes else ", and output hashes"
-        self.summary.append(f"dvc.lock: the committed commands, code and params{differ}")
+        differ = f"; the output hashes of {hashes} differ" if hashes else " and output hashes"
+        self.summary.append(f"dvc.lock: the committed commands, code, params{differ}")
         # Only outputs git holds files of: the others are DVC's to cache, compared across the two runs.
         roots = [out for out in outputs if is_committed(out, committed)]
         problems, summary = compare_committed(

@@ -7,10 +7,19 @@ reports name.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
 from pipeline import scoring
+
+
+@functools.cache
+def text() -> dict:
+    """The page's prose paragraphs (`leaderboard_text.yaml` beside this module)."""
+    return yaml.safe_load((Path(__file__).parent / "leaderboard_text.yaml").read_text(encoding="utf-8"))
 
 
 def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Sequence[Path], diagnostics: dict) -> str:
@@ -46,9 +55,8 @@ def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Se
 
 def champion_sentence(uid: str, champion: str, baseline: str) -> str:
     """Which model the registry serves for `uid` (`stockcast-<uid>@champion`), in plain words."""
-    if champion == baseline:
-        return f"Champion: **{champion}**. Nothing beats the {baseline} random walk on {uid}, so the random walk is the registered champion: tomorrow's forecast is today's price."
-    return f"Champion: **{champion}**, the lowest RMSE among the models that beat {baseline} on {uid}."
+    key = "champion_baseline" if champion == baseline else "champion_model"
+    return text()[key].format(champion=champion, baseline=baseline, uid=uid)
 
 
 def verdict(scores: dict, baseline: str, alpha: float, model: str) -> str:
@@ -71,11 +79,7 @@ def headline(models: dict, baseline: str, alpha: float) -> str:
     if winners:
         named = ", ".join(f"{m} (RMSE / {baseline} {_num(models[m]['rmse_vs_naive'], '.4f')}, p={_p(models[m]['dm_pvalue_vs_naive'])})" for m in winners)
         return f"**Beats the {baseline} random walk at the {alpha:.0%} level: {named}.**"
-    return (
-        f"**No model beats the {baseline} random walk.** No Diebold-Mariano test against it (squared error, pooled "
-        f"over every fold and series) is significant in a model's favour at the {alpha:.0%} level: tomorrow's best "
-        "guess is still today's price."
-    )
+    return text()["no_winner"].format(baseline=baseline, alpha_pct=f"{alpha:.0%}")
 
 
 def _score_table(order: list[str], scores: dict, details: dict, baseline: str, alpha: float, with_params: bool) -> list[str]:
@@ -98,22 +102,9 @@ def _score_table(order: list[str], scores: dict, details: dict, baseline: str, a
 
 
 def _notes(details: dict, baseline: str, alpha: float) -> list[str]:
-    flat = sorted({d["direction_days_unchanged"] for d in details["models"].values()})
-    return [
-        "How to read it:",
-        "- RMSE and MAE are in price units; pooled over several series they weigh high-priced series most, "
-        f"so compare models by `RMSE / {baseline}` and by series. MAPE is in percent of the actual price.",
-        "- MASE divides each error by its fold's in-sample naive MAE (the mean absolute one-day price change over "
-        f"the fold's train part); n/a where a train part has no price change. The {baseline} forecast's own MASE is the "
-        "test days' typical move against the train part's (above 1 when prices, and so price moves, grew): compare "
-        "models with it rather than with 1.",
-        "- direction: share of days on which the forecast calls the sign of the move from yesterday's price. "
-        f"Days without a move are left out ({_join(flat)} per model); a forecast of no change calls no direction "
-        f"and counts as wrong, so the {baseline} random walk scores 0%.",
-        f"- DM: Diebold-Mariano test against {baseline} on the same days, squared-error loss, horizon 1, "
-        "Harvey-Leybourne-Newbold correction, two-sided p from Student's t with n-1 degrees of freedom; "
-        f"a negative statistic means smaller squared errors than {baseline}. Verdicts at the {alpha:.0%} level.",
-    ]
+    flat = _join(sorted({d["direction_days_unchanged"] for d in details["models"].values()}))
+    values = {"baseline": baseline, "alpha_pct": f"{alpha:.0%}", "flat": flat}
+    return ["How to read it:", *(f"- {note.format(**values)}" for note in text()["notes"])]
 
 
 def _parameters(order: list[str], details: dict) -> list[str]:
@@ -173,38 +164,26 @@ def _pairwise(order: list[str], details: dict, alpha: float) -> list[str]:
 
 def _stationarity(diagnostics: dict, alpha: float) -> list[str]:
     series, period = diagnostics["series"], diagnostics["seasonal_period"]
-    lines = ["## Trend, seasonality, and why the models work on returns", ""]
+    lines = ["## Trend, seasonality, and why the models work on returns", "", text()["stationarity_intro"].format(period=period), ""]
     lines += [
-        "Augmented Dickey-Fuller test (constant, lags chosen by AIC; a small p-value rejects a unit root) and the "
-        f"strength of the seasonal component of an STL decomposition of the log price with a {period}-day period "
-        "(0 none, 1 all of the detrended variation; n/a for a series shorter than two periods).",
-        "",
+        "| series | days | ADF log price | p | ADF log return | p | seasonal strength |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += ["| series | days | ADF log price | p | ADF log return | p | seasonal strength |", "|---|---:|---:|---:|---:|---:|---:|"]
     for uid, s in series.items():
         cells = [uid, f"{s['n_days']:,}"]
         for test in (s["adf_log_price"], s["adf_log_return"]):
             cells += ["constant", "n/a"] if test is None else [f"{test['statistic']:.3f}", _p(test["pvalue"])]
         cells.append(_num(s["seasonal_strength"], ".3f"))
         lines.append("| " + " | ".join(cells) + " |")
-    wandering = [uid for uid, s in series.items() if s["adf_log_price"] is not None and s["adf_log_price"]["pvalue"] >= alpha]
-    settled = [uid for uid, s in series.items() if s["adf_log_return"] is not None and s["adf_log_return"]["pvalue"] < alpha]
-    lines.append("")
+    wandering = [u for u, s in series.items() if s["adf_log_price"] is not None and s["adf_log_price"]["pvalue"] >= alpha]
+    settled = [u for u, s in series.items() if s["adf_log_return"] is not None and s["adf_log_return"]["pvalue"] < alpha]
     if len(wandering) == len(series) and len(settled) == len(series):
-        lines.append(
-            f"No series' log price rejects a unit root (p >= {alpha:g}) and every series' log return does (p < {alpha:g}): "
-            "prices wander with no level to return to, while returns fluctuate around a stable mean. A model fit to price "
-            "levels learns levels the test period has already left; a model fit to returns learns a relation that can hold "
-            "out of sample, and its forecast becomes a price through yesterday's price. That is why the models work on log "
-            "returns (or difference the log price once), and why yesterday's price, the random walk, is so hard to beat."
-        )
+        closing = text()["stationarity_all"].format(alpha=f"{alpha:g}")
     else:
-        lines.append(
-            f"Log prices with a unit root (p >= {alpha:g}): {', '.join(wandering) or 'none'}; log returns without one "
-            f"(p < {alpha:g}): {', '.join(settled) or 'none'}. Where prices wander and returns do not, a model fit to "
-            "returns learns a relation that can hold out of sample; that is why the models work on log returns."
+        closing = text()["stationarity_some"].format(
+            alpha=f"{alpha:g}", wandering=", ".join(wandering) or "none", settled=", ".join(settled) or "none"
         )
-    return lines + [""]
+    return [*lines, "", closing, ""]
 
 
 def _num(value: float | None, spec: str) -> str:

@@ -140,7 +140,7 @@ def json_close(a, b, where: str = "") -> list[str]:
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{where}: {len(a)} items vs {len(b)}"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in json_close(x, y, f"{where}/{i}")]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in json_close(x, y, f"{where}/{i}")]
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)):
         if math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL) or (math.isnan(a) and math.isnan(b)):
             return []
@@ -156,7 +156,7 @@ def cells_close(a: list[str], b: list[str], where: str) -> list[str]:
     numeric = re.compile(NUMBER)
     return [
         f"{where}: {x!r} vs {y!r}"
-        for x, y in zip(a, b)
+        for x, y in zip(a, b, strict=True)
         if x != y and not (numeric.fullmatch(x) and numeric.fullmatch(y) and printed_close(x, y))
     ]
 
@@ -165,7 +165,7 @@ def rows_close(a: list[list[str]], b: list[list[str]], what: str) -> list[str]:
     """Differences between two tables of rows (CSV rows, or lines of tokens), `what` naming a row."""
     if len(a) != len(b):
         return [f": {len(a)} {what}s vs {len(b)}"]
-    return [d for i, (x, y) in enumerate(zip(a, b), 1) for d in cells_close(x, y, f":{what} {i}")]
+    return [d for i, (x, y) in enumerate(zip(a, b, strict=True), 1) for d in cells_close(x, y, f":{what} {i}")]
 
 
 def compare_output(path: str, committed: bytes, reproduced: bytes) -> tuple[str, list[str]]:

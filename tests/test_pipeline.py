@@ -5,15 +5,24 @@ import hashlib
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import copy_repo, git_init, run_in
 
 TINY = {
     "data": {"start": "2017-01-01"},  # 502 trading days of the real S&P 500
     "features": {"n_lags": 5},
     "split": {"n_windows": 2, "test_size": 20},
+    "parallel": {"n_jobs": 1},
+    "lstm": {"units": [2], "epochs": 2},
+    "diagnostics": {"seasonal_period": 20},
 }
-FIRST_STAGES = ("data/prices.parquet", "data/windows.parquet", "data/folds.json", "data/predictions/naive.parquet", "data/predictions/drift.parquet")
+OFF = {"STOCKCAST_TRACKING": "off"}  # the tracking stage runs, and logs nothing: tests/test_tracking.py logs
+FIRST_STAGES = (
+    "data/prices.parquet",
+    "data/windows.parquet",
+    "data/folds.json",
+    "data/predictions/naive.parquet",
+    "data/predictions/drift.parquet",
+)
 
 
 def _configure(repo, overrides):
@@ -27,13 +36,17 @@ def _digests(repo, names):
     return {name: hashlib.md5((repo / name).read_bytes()).hexdigest() for name in names}
 
 
+def _ran(result) -> set[str]:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
+
+
 @pytest.fixture(scope="module")
 def repro(tmp_path_factory):
     repo = copy_repo(tmp_path_factory.mktemp("e2e"))
     _configure(repo, TINY)
     git_init(repo)
-    result = run_in(repo, "dvc", "repro", "naive")
-    assert result.returncode == 0, result.stderr
+    assert len(_ran(run_in(repo, "dvc", "repro", env=OFF))) == 10
     return repo
 
 
@@ -46,27 +59,37 @@ def test_first_stages_write_the_contract_tables(repro):
     naive = pd.read_parquet(repro / "data/predictions/naive.parquet")
     assert len(naive) == 40 and naive.fold.tolist() == [0] * 20 + [1] * 20
     assert naive.ds.iloc[-1] == pd.Timestamp("2018-12-31")
+    assert sorted(p.name for p in (repro / "models").iterdir() if p.is_dir()) == ["arima", "drift", "lstm", "naive", "sklearn"]
 
 
 def test_nothing_changed_after_repro_and_a_rerun_is_a_no_op(repro):
-    status = run_in(repro, "dvc", "status", "naive")
+    status = run_in(repro, "dvc", "status")
     assert status.returncode == 0 and "up to date" in status.stdout.lower(), status.stdout
-    again = run_in(repro, "dvc", "repro", "naive")
-    assert again.returncode == 0 and "Running stage" not in again.stdout
+    assert _ran(run_in(repro, "dvc", "repro", env=OFF)) == set()
 
 
 def test_a_cold_rerun_gives_byte_identical_outputs(repro):
-    before = _digests(repro, FIRST_STAGES)
+    outputs = [*FIRST_STAGES, *(p.relative_to(repro).as_posix() for p in sorted((repro / "models").rglob("*")) if p.is_file())]
+    before = _digests(repro, outputs)
     for name in FIRST_STAGES:
         (repro / name).unlink()
-    result = run_in(repro, "dvc", "repro", "--force", "naive")
-    assert result.returncode == 0, result.stderr
-    assert _digests(repro, FIRST_STAGES) == before
+    assert _ran(run_in(repro, "dvc", "repro", "--force", "naive", env=OFF)) == {"ingest", "features", "split", "naive"}
+    assert _ran(run_in(repro, "dvc", "repro", "--force", env=OFF)) >= {"sklearn", "lstm", "arima"}
+    assert _digests(repro, outputs) == before
 
 
-def test_a_param_change_reruns_only_what_reads_it(repro):
+def test_a_window_param_reruns_the_window_models_and_what_follows_them_only(repro):
+    """`features.n_lags` moves no fold: naive and ARIMA do not rerun (nor the diagnostics)."""
+    ran = _ran(run_in(repro, "dvc", "exp", "run", "-S", "features.n_lags=6", env=OFF))
+    assert ran == {"features", "sklearn", "lstm", "evaluate", "track"}
+
+
+def test_a_tracking_change_reruns_the_tracking_stage_alone(repro):
+    code = repro / "pipeline/track.py"
+    code.write_text(code.read_text() + "\n# changed\n")
+    assert _ran(run_in(repro, "dvc", "repro", env=OFF)) == {"track"}
+
+
+def test_a_split_param_reruns_only_what_reads_it(repro):
     _configure(repro, {"split": {"test_size": 15}})
-    result = run_in(repro, "dvc", "repro", "naive")
-    assert result.returncode == 0, result.stderr
-    ran = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
-    assert ran == {"split", "naive"}
+    assert _ran(run_in(repro, "dvc", "repro", "naive", env=OFF)) == {"split", "naive"}

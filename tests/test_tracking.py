@@ -1,9 +1,10 @@
-"""MLflow tracking: the local store after a tiny pipeline, a real server, an unreachable one.
+"""The `track` stage and `pipeline.tracking`: pure parts, the local store after a tiny pipeline,
+a second run (nothing logged twice), tracking off, an unreachable server and a real one.
 
-The pipeline runs in this process (stage by stage, in a throwaway copy of the repo) so the
-imports are paid once; a stage as its own process is tested where the process matters (the
-unreachable server). The `mlflow server` starts at the beginning and comes up while the local
-pipeline runs.
+The tiny pipeline runs once, in this process (stage by stage, in a throwaway git copy of the
+repo), so the imports are paid once; `track` as its own process is tested where the process
+matters (the unreachable server). The `mlflow server` starts with the module and comes up
+while the pipeline runs.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
@@ -27,15 +30,19 @@ import pandas as pd
 import psutil
 import pytest
 import yaml
-from conftest import BIN, copy_repo, run_in
+from conftest import BIN, copy_repo, git_init, run_in
+from dvc_data.hashfile.build import build
+from dvc_data.hashfile.db import HashFileDB
 from dvc_data.hashfile.hash import file_md5
+from dvc_objects.fs.local import LocalFileSystem
 
-from pipeline import evaluate, features, ingest, scoring, split, tracking, train
+from pipeline import diagnostics, evaluate, features, forecast, ingest, scoring, split, track, train
 from pipeline.cli import UserError
-from pipeline.models.arima import Arima
-from pipeline.models.naive import Drift, Naive
+from pipeline.models import store as model_store
 from pipeline.params import parse_params
-from pipeline.walkforward import Fold, Series, forecast_fold
+from pipeline.tracking import provenance, registry, store
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 
 TINY = {
     "data": {"start": "2017-01-01"},  # 502 days of the real S&P 500
@@ -43,11 +50,57 @@ TINY = {
     "split": {"n_windows": 2, "test_size": 10},
     "parallel": {"n_jobs": 1},
     "lstm": {"units": [2], "epochs": 2},
-    "evaluate": {"seasonal_period": 20},
+    "diagnostics": {"seasonal_period": 20},
 }
 MODELS = ("naive", "drift", "arima", "sklearn", "lstm")
-NATIVE = {"arima": "statsmodels-SP500", "sklearn": "sklearn-SP500", "lstm": "keras-SP500"}
+NATIVE = {"sklearn": "sklearn-SP500", "lstm": "keras-SP500"}  # no statsmodels flavour: it pickles
 PIPELINE_RUN = "test-pipeline-run"
+ENV_KEYS = ("MLFLOW_TRACKING_URI", "STOCKCAST_TRACKING", "STOCKCAST_PIPELINE_RUN", "DVC_ROOT", "DVC_STAGE", "DVC_EXP_NAME")
+
+
+# ---------------------------------------------------------------- helpers other test modules use
+
+
+@contextmanager
+def in_repo(repo: Path, **env: str):
+    """Run stages of `repo` in this process: its directory, a clean tracking environment."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(repo)
+        for key in ENV_KEYS:
+            mp.delenv(key, raising=False)
+        for key, value in env.items():
+            mp.setenv(key, value)
+        yield mp
+
+
+def configure_tiny(repo: Path) -> Path:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for section, values in TINY.items():
+        params[section].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return repo
+
+
+def run_stages(mp: pytest.MonkeyPatch, model_stages=("naive", "arima", "sklearn", "lstm")) -> None:
+    """Every stage before `track`, in this process."""
+    for stage in (ingest, diagnostics, features, split):
+        stage.main()
+    for stage in model_stages:
+        mp.setattr(sys, "argv", ["python -m pipeline.train", stage])
+        train.main()
+    evaluate.main()
+
+
+def copy_outputs(repo: Path, dest: Path) -> Path:
+    """A copy of `repo` with its pipeline outputs, without its MLflow store."""
+    shutil.copytree(repo, dest, ignore=shutil.ignore_patterns("mlflow.db", "mlruns", ".git"))
+    return dest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- pure parts
@@ -59,221 +112,180 @@ def test_the_project_root_is_dvc_root_or_the_nearest_dvc_yaml_outside_dvc(tmp_pa
     temp_copy.mkdir(parents=True)
     (root / "dvc.yaml").write_text("stages: {}\n")
     (temp_copy / "dvc.yaml").write_text("stages: {}\n")
-    assert tracking.project_root(temp_copy, environ={}) == root
-    assert tracking.project_root(root / ".dvc", environ={}) == root
-    assert tracking.project_root(tmp_path, environ={"DVC_ROOT": str(root)}) == root
+    assert store.project_root(temp_copy, environ={}) == root
+    assert store.project_root(root / ".dvc", environ={}) == root
+    assert store.project_root(tmp_path, environ={"DVC_ROOT": str(root)}) == root
     with pytest.raises(UserError, match="dvc.yaml: not found"):
-        tracking.project_root(tmp_path, environ={})
+        store.project_root(tmp_path, environ={})
 
 
 def test_the_default_store_is_sqlite_with_artifacts_in_the_project_root(tmp_path):
-    assert tracking.tracking_uri(tmp_path, environ={}) == f"sqlite:///{tmp_path}/mlflow.db"
-    assert tracking.artifact_location(tmp_path, f"sqlite:///{tmp_path}/mlflow.db") == (tmp_path / "mlruns").as_uri()
+    assert store.tracking_uri(tmp_path, environ={}) == f"sqlite:///{tmp_path}/mlflow.db"
+    assert store.artifact_location(tmp_path, f"sqlite:///{tmp_path}/mlflow.db") == (tmp_path / "mlruns").as_uri()
     server = "http://127.0.0.1:5000"
-    assert tracking.tracking_uri(tmp_path, environ={"MLFLOW_TRACKING_URI": server}) == server
-    assert tracking.artifact_location(tmp_path, server) is None  # the server decides
+    assert store.tracking_uri(tmp_path, environ={"MLFLOW_TRACKING_URI": server}) == server
+    assert store.artifact_location(tmp_path, server) is None  # the server decides
+    assert not store.local_store_exists(f"sqlite:///{tmp_path}/none.db") and store.local_store_exists(server)
 
 
-def test_the_pipeline_run_id_comes_from_the_env_the_experiment_or_the_dvc_process():
-    assert tracking.pipeline_run_id({"STOCKCAST_PIPELINE_RUN": "mine", "DVC_EXP_NAME": "exp"}) == "mine"
-    assert tracking.pipeline_run_id({"DVC_EXP_NAME": "gummy-bass"}) == "gummy-bass"
-    assert tracking.pipeline_run_id({}).endswith(f"-{os.getpid()}")  # a stage on its own
-    # Under DVC, the nearest ancestor without DVC_STAGE in its environment is `dvc` itself:
-    # here, pytest's parent, which every stage of the "repro" would share.
-    started = psutil.Process(os.getppid()).create_time()
-    expected = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(started))}-{os.getppid()}"
-    assert tracking.pipeline_run_id({"DVC_STAGE": "naive"}) == expected
+def test_tracking_is_off_only_when_switched_off():
+    assert store.enabled({}) and store.enabled({"STOCKCAST_TRACKING": "on"})
+    assert not any(store.enabled({"STOCKCAST_TRACKING": v}) for v in ("off", "OFF", "0", "false", "no"))
 
 
-def test_the_md5_is_dvcs_own(tmp_path):
-    path = tmp_path / "table.bin"
+def test_the_pipeline_run_is_named_by_the_env_the_dvc_experiment_or_the_time():
+    assert provenance.pipeline_run_id({"STOCKCAST_PIPELINE_RUN": "mine", "DVC_EXP_NAME": "exp"}) == "mine"
+    assert provenance.pipeline_run_id({"DVC_EXP_NAME": "gummy-bass"}) == "gummy-bass"
+    assert provenance.pipeline_run_id({}, now=datetime(2026, 12, 1, 9, 30, 12, tzinfo=UTC)) == "20261201T093012Z"
+
+
+def test_md5s_are_dvcs_own_for_files_and_directories(tmp_path):
+    path = tmp_path / "models/table.bin"
+    path.parent.mkdir()
     path.write_bytes(b"line one\r\nline two\r\n" + bytes(range(256)))  # no line-ending games
-    assert tracking.dvc_md5(path) == file_md5(str(path))
+    (tmp_path / "models/sub").mkdir()
+    (tmp_path / "models/sub/b.json").write_text('{"b": 1}\n')
+    assert provenance.dvc_md5(path) == file_md5(str(path))
+    fs = LocalFileSystem()
+    _, _, tree = build(HashFileDB(fs, str(tmp_path / "odb")), str(tmp_path / "models"), fs, "md5")
+    assert provenance.dvc_md5(tmp_path / "models") == tree.hash_info.value  # as dvc.lock records a directory
 
 
 def test_params_are_flattened_to_section_keys():
     params = parse_params({"sklearn": {"estimator": "mlp", "params": {"alpha": 0.01}}, "lstm": {"units": [8, 4]}})
-    flat = tracking.flat_params(params, ("data", "sklearn", "lstm"))
+    flat = provenance.flat_params(params, ("data", "sklearn", "lstm"))
     assert flat["sklearn.estimator"] == "mlp" and flat["sklearn.params.alpha"] == "0.01"
     assert flat["lstm.units"] == "[8, 4]" and flat["data.path"] == "null" and flat["lstm.warm_start"] == "false"
     assert not any(key.startswith(("split.", "features.")) for key in flat)
 
 
-def test_family_and_learned_state_describe_a_fitted_model():
-    model = Arima(order=[0, 1, 0]).fit(np.log(np.linspace(100, 120, 60)))
-    assert tracking.family(model) == "Arima(order=[0, 1, 0], max_p=2, max_q=2, d=1, coverage=0.9)"
-    assert "order_=(0, 1, 0)" in tracking.learned(model)
-    assert tracking.family(Naive()) == "Naive()" and tracking.learned(Naive()) == ""
+def test_learned_values_are_one_short_line():
+    assert provenance.learned_text({"order_": [1, 1, 1], "drift_": 0.5}) == "order_=[1, 1, 1], drift_=0.5"
+    assert provenance.learned_text({"weights_": list(range(100))}) == ""  # not what a tag is for
 
 
-def _series(n: int = 80) -> Series:
-    days = pd.bdate_range("2024-01-01", periods=n).to_numpy("datetime64[ns]")
-    price = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0.0005, 0.01, n)))
-    return Series("X", days, price)
-
-
-@pytest.mark.parametrize("model", [Naive(), Drift(), Arima(order=[1, 1, 0])], ids=["naive", "drift", "arima"])
-def test_the_next_day_forecast_is_what_the_walk_forward_gives_that_day(model):
-    series = _series()
-    fold = Fold("X", 0, 0, 59, 60, 79)
-    table, fitted = forecast_fold(model, series, fold)
-    # Fed the prices up to each test day's eve, it forecasts that day.
-    for day in (60, 70, 79):
-        prices = pd.DataFrame({"ds": series.ds[:day], "price": series.price[:day]})
-        out = tracking.next_day_forecast(fitted, prices.sample(frac=1, random_state=0))  # any row order
-        expected = table.iloc[day - 60]
-        assert out["ds"].iloc[0] == expected["ds"]  # consecutive business days
-        assert out["y_hat"].iloc[0] == pytest.approx(expected["y_hat"], rel=1e-9)
-        if "y_lo" in table:
-            assert out[["y_lo", "y_hi"]].iloc[0].tolist() == pytest.approx([expected["y_lo"], expected["y_hi"]], rel=1e-9)
-        else:
-            assert list(out.columns) == ["ds", "y_hat"]
-
-
-def test_the_forecaster_pyfunc_skips_the_weekend():
-    friday = pd.DataFrame({"ds": pd.to_datetime(["2024-01-04", "2024-01-05"]), "price": [10.0, 11.0]})
-    out = tracking.Forecaster(Naive()).predict(None, friday)  # the pyfunc shell around next_day_forecast
-    assert out.to_dict("records") == [{"ds": pd.Timestamp("2024-01-08"), "y_hat": 11.0}]
-
-
-def test_the_champion_beats_naive_significantly_else_naive_is_the_champion():
-    beats = {"dm_stat_vs_naive": -3.0, "dm_pvalue_vs_naive": 0.01}
-    luck = {"dm_stat_vs_naive": -0.5, "dm_pvalue_vs_naive": 0.6}
-    worse = {"dm_stat_vs_naive": 3.0, "dm_pvalue_vs_naive": 0.01}
-    report = {"series": {
-        "A": {"arima": {"rmse": 1.0, **beats}, "lstm": {"rmse": 1.5, **beats}, "naive": {"rmse": 2.0}},
-        "B": {"arima": {"rmse": 3.0, **worse}, "naive": {"rmse": 2.5}},
-        "C": {"drift": {"rmse": 0.9, **luck}, "naive": {"rmse": 1.0}},  # lower RMSE, but could be luck
-        "D": {"drift": {"rmse": 1.0, **beats}, "sklearn": {"rmse": 1.0, **beats}, "naive": {"rmse": 2.0}},  # a tie: first name
-    }}  # fmt: skip
-    assert scoring.champions(report) == {"A": "arima", "B": "naive", "C": "naive", "D": "drift"}
+def test_the_receipt_has_no_run_ids_or_times_and_the_same_bytes_for_the_same_outputs(tmp_path):
+    outputs = [provenance.ModelOutputs("naive", Path("p"), Path("d"), {}, "a" * 32, "b" * 32 + ".dir")]
+    content = track.receipt("stockcast", True, outputs, {"SP500": "naive"})
+    assert content == {
+        "experiment": "stockcast",
+        "tracking": "on",
+        "models": {"naive": {"predictions_md5": "a" * 32, "model_md5": "b" * 32 + ".dir"}},
+        "champions": {"SP500": "naive"},
+    }
+    track.io.write_json(content, tmp_path / "1.json")
+    track.io.write_json(track.receipt("stockcast", True, outputs, {"SP500": "naive"}), tmp_path / "2.json")
+    assert (tmp_path / "1.json").read_bytes() == (tmp_path / "2.json").read_bytes()
+    assert track.receipt("stockcast", False, outputs, {})["tracking"] == "off"
 
 
 def test_an_unreachable_server_is_a_user_error_naming_it_within_seconds():
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
-    with pytest.raises(UserError, match=f"cannot reach the MLflow tracking server at {uri}"):
-        tracking.check_reachable(uri)
-    assert time.monotonic() - started < tracking.REACH_TIMEOUT + 1
-    tracking.check_reachable("sqlite:///nowhere/mlflow.db")  # a local store: nothing to reach
+    with pytest.raises(UserError, match=f"^MLFLOW_TRACKING_URI: cannot reach the MLflow tracking server at {uri} "):
+        store.check_reachable(uri)
+    assert time.monotonic() - started < store.REACH_TIMEOUT + 1
+    store.check_reachable("sqlite:///nowhere/mlflow.db")  # a local store: nothing to reach
 
 
-# ---------------------------------------------------------------- a tiny pipeline, in this process
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def in_repo(repo: Path, **env: str):
-    """Run stages of `repo` in this process: its directory, a clean tracking environment."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(repo)
-        for key in ("MLFLOW_TRACKING_URI", "STOCKCAST_TRACKING", "STOCKCAST_PIPELINE_RUN", "DVC_ROOT", "DVC_STAGE", "DVC_EXP_NAME"):
-            mp.delenv(key, raising=False)
-        for key, value in env.items():
-            mp.setenv(key, value)
-        yield mp
-
-
-def train_stage(mp: pytest.MonkeyPatch, stage: str) -> None:
-    mp.setattr(sys, "argv", ["python -m pipeline.train", stage])
-    train.main()
-
-
-def configure_tiny(repo: Path) -> Path:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return repo
+# ---------------------------------------------------------------- a tiny pipeline, tracked locally
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A real `mlflow server` (SQLite backend, proxied artifacts), started now, checked later."""
     root = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    argv = [
-        str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/db", "--artifacts-destination", str(root / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    port = free_port()
+    argv = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/db"]
+    argv += ["--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     with open(root / "server.log", "wb") as log:
         process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     yield process, f"http://127.0.0.1:{port}", root / "server.log"
     children = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
-    gone, alive = psutil.wait_procs(children, timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"server processes left behind: {alive}"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, server):
-    """A tiny pipeline (every stage) in a git-committed copy, tracked in the default local store."""
+def pipeline(tmp_path_factory, server):
+    """A tiny pipeline (every stage, `track` last) in a git-committed copy, tracked in the default local store."""
     repo = configure_tiny(copy_repo(tmp_path_factory.mktemp("tracked")))
     with open(repo / ".gitignore", "a") as ignore:
-        ignore.write("/data/\n/reports/\n")  # DVC's outputs, as `dvc repro` would ignore them
-    for argv in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "init"]):
-        subprocess.run(["git", *argv], cwd=repo, check=True, capture_output=True)
+        ignore.write("/data/\n/models/\n/reports/\n")  # DVC's outputs, as `dvc repro` would ignore them
+    git_init(repo)
     with in_repo(repo, STOCKCAST_PIPELINE_RUN=PIPELINE_RUN) as mp:
-        for stage in (ingest, features, split):
-            stage.main()
-        for stage in ("naive", "arima", "sklearn", "lstm"):
-            train_stage(mp, stage)
-        evaluate.main()
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
+        run_stages(mp)
+        track.main()
+    return repo
+
+
+@pytest.fixture(scope="module")
+def tracked(pipeline):
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{pipeline}/mlflow.db")
     experiment = client.get_experiment_by_name("stockcast")
     runs = {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
-    return repo, client, experiment, runs
+    return pipeline, client, experiment, runs
 
 
-def test_one_run_per_model_with_its_params_and_tags(store):
-    repo, _, experiment, runs = store
-    assert sorted(runs) == sorted([*MODELS, "comparison"])
+def test_a_parent_run_holds_the_model_runs_and_the_comparison(tracked):
+    repo, _, experiment, runs = tracked
+    assert sorted(runs) == sorted([PIPELINE_RUN, *MODELS, "comparison"])
     assert experiment.artifact_location == (repo / "mlruns").as_uri()
-    lock = {"data/prices.parquet": file_md5(str(repo / "data/prices.parquet")), "data/folds.json": file_md5(str(repo / "data/folds.json"))}
+    assert experiment.tags[store.EXPERIMENT_KIND[0]] == "custom_model_development"  # the UI's model-training view
+    parent = runs[PIPELINE_RUN]
+    assert parent.data.tags["pipeline_run"] == PIPELINE_RUN and parent.info.status == "FINISHED"
+    for name in (*MODELS, "comparison"):
+        assert runs[name].data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert parent.data.tags[f"run.{name}"] == runs[name].info.run_id
+    assert parent.data.tags["champion.SP500"] in MODELS
+
+
+def test_one_run_per_model_with_its_params_and_tags(tracked):
+    repo, _, _, runs = tracked
+    inputs = {name: file_md5(str(repo / name)) for name in ("data/prices.parquet", "data/folds.json")}
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
     for model in MODELS:
         run = runs[model]
         tags, params = run.data.tags, run.data.params
+        manifest = model_store.read_manifest(repo / "models" / model)
         assert run.info.status == "FINISHED"
         assert tags["model"] == model and tags["series"] == "SP500" and tags["pipeline_run"] == PIPELINE_RUN
-        assert tags["stage"] == ("naive" if model == "drift" else model)
+        assert tags["family"] == manifest["description"] and tags["stage"] == manifest["stage"]
         assert tags["git_commit"] == commit and tags["git_dirty"] == "false"
-        assert {key: tags[f"md5.{key}"] for key in lock} == lock
-        assert tags["output_md5"] == file_md5(str(repo / f"data/predictions/{model}.parquet"))
+        assert {key: tags[f"md5.{key}"] for key in inputs} == inputs
+        assert tags["output"] == f"data/predictions/{model}.parquet"
+        assert tags["output_md5"] == file_md5(str(repo / tags["output"]))
+        assert tags["model_md5"] == provenance.dvc_md5(repo / "models" / model)
         assert params["data.start"] == "2017-01-01" and params["split.test_size"] == "10"
         assert ("features.n_lags" in params) == (model in ("sklearn", "lstm"))
-    assert runs["arima"].data.params["arima.order"] == "auto" and "order_=(" in runs["arima"].data.tags["learned.SP500"]
-    assert runs["sklearn"].data.tags["family"].startswith("Regressor(estimator=Ridge")
-    assert runs["lstm"].data.params["lstm.units"] == "[2]" and runs["lstm"].data.tags["family"].startswith("Recurrent(cell='lstm'")
-    for model in MODELS:  # the prices table as the run's input, under DVC's md5
-        (dataset,) = [d.dataset for d in runs[model].inputs.dataset_inputs]
-        assert dataset.name == "prices" and dataset.digest == lock["data/prices.parquet"]
-        assert [c["name"] for c in json.loads(dataset.schema)["mlflow_colspec"]][:2] == ["unique_id", "ds"]
+        (dataset,) = [d.dataset for d in run.inputs.dataset_inputs]  # the prices, under DVC's md5
+        assert dataset.name == "prices" and dataset.digest == inputs["data/prices.parquet"]
+    assert runs["arima"].data.params["arima.order"] == "auto" and "order_=[" in runs["arima"].data.tags["learned.SP500"]
+    assert runs["sklearn"].data.tags["family"].startswith("Regressor(")
+    assert runs["lstm"].data.params["lstm.units"] == "[2]" and runs["lstm"].data.tags["family"].startswith("Recurrent(")
 
 
-def test_every_model_has_the_same_metric_keys_per_fold_and_overall_as_the_reports(store):
-    repo, client, _, runs = store
+def test_every_model_has_the_same_metric_keys_overall_and_per_fold_as_the_reports(tracked):
+    repo, client, _, runs = tracked
     report = json.loads((repo / "reports/metrics.json").read_text())
+    folds = json.loads((repo / "reports/evaluation.json").read_text())["folds"]
     keys = {model: {k for k in runs[model].data.metrics if not k.startswith("history/")} for model in MODELS}
-    assert all(k == keys["naive"] for k in keys.values()) and {"rmse", "mase", "rmse_vs_naive", "fold/rmse"} <= keys["naive"]
+    assert all(k == keys["naive"] for k in keys.values())
+    assert keys["naive"] == set(scoring.METRIC_KEYS) | {f"fold/{k}" for k in scoring.METRIC_KEYS}
     for model in MODELS:
-        overall = runs[model].data.metrics
-        assert overall["rmse"] == pytest.approx(report["models"][model]["rmse"], rel=1e-12)
-        assert overall["directional_accuracy"] == pytest.approx(report["models"][model]["directional_accuracy"], rel=1e-12)
+        for key, value in report["models"][model].items():
+            logged = runs[model].data.metrics[key]
+            assert math.isnan(logged) if value is None else logged == pytest.approx(value, rel=1e-12)
         history = client.get_metric_history(runs[model].info.run_id, "fold/rmse")
-        assert sorted(m.step for m in history) == [0, 1]
+        assert {m.step: m.value for m in history} == pytest.approx({int(k): v[model]["rmse"] for k, v in folds.items()})
     assert runs["naive"].data.metrics["rmse_vs_naive"] == 1.0 and math.isnan(runs["naive"].data.metrics["dm_stat_vs_naive"])
 
 
-def test_the_recurrent_net_logs_its_training_curves_per_fold(store):
-    _, client, _, runs = store
+def test_the_recurrent_net_logs_its_training_curves_per_fold(tracked):
+    _, client, _, runs = tracked
     run_id = runs["lstm"].info.run_id
     for fold in (0, 1):
         loss = client.get_metric_history(run_id, f"history/SP500/fold_{fold}/loss")
@@ -281,54 +293,116 @@ def test_the_recurrent_net_logs_its_training_curves_per_fold(store):
         assert [m.step for m in loss] == [m.step for m in val] == [0, 1]  # two epochs
 
 
-def test_the_last_folds_models_load_through_pyfunc(store):
-    repo, client, _, runs = store
-    prices = pd.read_parquet(repo / "data/prices.parquet")
-    recent = tracking.recent_prices(prices, "SP500")
+def test_each_models_pyfunc_forecasts_what_its_models_directory_does(tracked):
+    repo, client, _, runs = tracked
+    recent = forecast.recent_prices(pd.read_parquet(repo / "data/prices.parquet"), "SP500")
     for model in MODELS:
-        forecast = mlflow.pyfunc.load_model(runs[model].data.tags["forecaster.SP500"]).predict(recent)
-        assert forecast["ds"].iloc[0] == pd.Timestamp("2019-01-02") and np.isfinite(forecast["y_hat"].iloc[0])  # New Year's Day skipped
-        assert ("y_lo" in forecast) == (model == "arima")
+        served = mlflow.pyfunc.load_model(runs[model].data.tags["forecaster.SP500"])
+        assert served.metadata.signature is not None and served.input_example is not None
+        logged = served.predict(recent)
+        local = forecast.next_day_forecast(model_store.load(repo / "models" / model, "SP500"), recent)
+        pd.testing.assert_frame_equal(logged, local, check_exact=True)
+        assert logged["ds"].iloc[0] == pd.Timestamp("2019-01-02")  # New Year's Day skipped
+        assert ("y_lo" in logged) == (model == "arima")
         artifacts = [a.path for a in client.list_artifacts(runs[model].info.run_id)]
         assert artifacts == ([NATIVE[model]] if model in NATIVE else [])
+    with tempfile.TemporaryDirectory() as tmp:  # logged as code, with the model's own files: no pickle
+        files = Path(mlflow.artifacts.download_artifacts(runs["lstm"].data.tags["forecaster.SP500"], dst_path=tmp))
+        assert (files / "served.py").exists() and (files / "artifacts/model/model.json").exists()
+        assert not [p for p in files.rglob("*") if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
+
+
+def test_the_native_flavours_load_with_their_input_examples(tracked):
+    _, _, _, runs = tracked
     for model, path in NATIVE.items():
         native = mlflow.pyfunc.load_model(f"runs:/{runs[model].info.run_id}/{path}")
         assert native.metadata.signature is not None and native.input_example is not None
         assert np.all(np.isfinite(np.asarray(native.predict(native.input_example), dtype="float64")))
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(f"runs:/{runs['sklearn'].info.run_id}/sklearn-SP500", dst_path=tmp)
+        assert (Path(local) / "model.skops").exists() and not list(Path(local).glob("*.pkl"))
 
 
-def test_the_comparison_run_holds_the_reports_and_registers_the_champion(store):
-    repo, client, _, runs = store
+def test_the_comparison_run_holds_the_scores_and_reports_and_the_champion_is_registered(tracked):
+    repo, client, _, runs = tracked
     report = json.loads((repo / "reports/metrics.json").read_text())
     comparison = runs["comparison"]
-    assert comparison.data.tags["stage"] == "evaluate" and comparison.data.tags["pipeline_run"] == PIPELINE_RUN
+    assert comparison.data.tags["pipeline_run"] == PIPELINE_RUN
     assert {comparison.data.tags[f"run.{model}"] for model in MODELS} == {runs[model].info.run_id for model in MODELS}
     for model in MODELS:
         assert comparison.data.metrics[f"{model}.rmse"] == pytest.approx(report["models"][model]["rmse"], rel=1e-12)
     artifacts = {a.path for a in client.list_artifacts(comparison.info.run_id)}
-    assert {"metrics.json", "evaluation.json", "leaderboard.md", "plots"} <= artifacts
+    assert {"metrics.json", "evaluation.json", "leaderboard.md", "plots", "diagnostics"} <= artifacts
     champion = scoring.champions(report)["SP500"]
     version = client.get_model_version_by_alias("stockcast-SP500", "champion")
     assert version.tags["model"] == champion == comparison.data.tags["champion.SP500"]
     assert version.source == runs[champion].data.tags["forecaster.SP500"]
 
 
-def test_tracking_changes_no_output_and_a_rerun_registers_no_new_version(store, tmp_path):
-    repo, client, _, _ = store
-    untracked = copy_repo(tmp_path / "untracked")
-    shutil.copytree(repo / "data", untracked / "data", ignore=shutil.ignore_patterns("predictions"))
-    shutil.copy(repo / "params.yaml", untracked / "params.yaml")
-    with in_repo(untracked, STOCKCAST_TRACKING="off") as mp:
-        train_stage(mp, "naive")
-    for model in ("naive", "drift"):
-        assert file_md5(str(untracked / f"data/predictions/{model}.parquet")) == file_md5(str(repo / f"data/predictions/{model}.parquet"))
-    assert not (untracked / "mlflow.db").exists()
-    with in_repo(repo):
-        evaluate.main()  # the same tables again: the champion stays the same version
+def test_the_receipt_says_what_was_tracked(tracked):
+    repo, _, _, runs = tracked
+    receipt = json.loads((repo / "data/tracked.json").read_text())
+    assert receipt["tracking"] == "on" and receipt["experiment"] == "stockcast" and sorted(receipt["models"]) == sorted(MODELS)
+    for model in MODELS:
+        assert receipt["models"][model]["predictions_md5"] == runs[model].data.tags["output_md5"]
+        assert receipt["models"][model]["model_md5"] == runs[model].data.tags["model_md5"]
+    assert receipt["champions"] == {"SP500": runs[PIPELINE_RUN].data.tags["champion.SP500"]}
+
+
+def test_the_forecast_is_the_same_from_the_registry_and_from_models(tracked, capsys):
+    repo, _, _, _ = tracked
+    lines = {}
+    for switch in ("on", "off"):
+        with in_repo(repo, STOCKCAST_TRACKING=switch) as mp:
+            mp.setattr(sys, "argv", ["python -m pipeline.forecast"])
+            capsys.readouterr()
+            forecast.main()
+            lines[switch] = capsys.readouterr().out.strip()
+    champion = json.loads((repo / "data/tracked.json").read_text())["champions"]["SP500"]
+    assert lines["on"].endswith(f"champion {champion} (stockcast-SP500 version 1)")
+    assert lines["off"].endswith(f"champion {champion} (models/{champion}/)")
+    assert lines["on"].split(", champion")[0] == lines["off"].split(", champion")[0]  # SP500 2019-01-02: ...
+
+
+# ---------------------------------------------------------------- runs after the first
+
+
+def test_a_second_run_logs_no_model_again_and_links_the_earlier_runs(tracked, capsys):
+    repo, client, experiment, runs = tracked
+    receipt = (repo / "data/tracked.json").read_bytes()
+    with in_repo(repo, STOCKCAST_PIPELINE_RUN="second"):
+        track.main()
+    assert "track: 0 model runs logged, 5 unchanged since logged" in capsys.readouterr().out
+    second = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id], "tags.pipeline_run = 'second'")}
+    assert sorted(second) == ["comparison", "second"]  # a parent and its comparison, no model run
+    for model in MODELS:
+        assert second["second"].data.tags[f"run.{model}"] == runs[model].info.run_id
+        assert second["comparison"].data.tags[f"run.{model}"] == runs[model].info.run_id
     assert [int(v.version) for v in client.search_model_versions("name = 'stockcast-SP500'")] == [1]
+    assert (repo / "data/tracked.json").read_bytes() == receipt
 
 
-# ---------------------------------------------------------------- a real server, and no server
+def test_tracking_off_logs_nothing_and_says_so_in_the_receipt(pipeline, tmp_path, capsys):
+    copy = copy_outputs(pipeline, tmp_path / "off")
+    with in_repo(copy, STOCKCAST_TRACKING="off"):
+        track.main()
+    assert capsys.readouterr().out.strip() == "track: STOCKCAST_TRACKING=off: nothing logged"
+    assert not (copy / "mlflow.db").exists() and not (copy / "mlruns").exists()
+    receipt = json.loads((copy / "data/tracked.json").read_text())
+    assert receipt == {**json.loads((pipeline / "data/tracked.json").read_text()), "tracking": "off"}
+
+
+def test_an_unreachable_server_fails_track_fast_in_one_line_and_keeps_the_receipt(pipeline, tmp_path):
+    copy = copy_outputs(pipeline, tmp_path / "offline")
+    before = (copy / "data/tracked.json").read_bytes()
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = run_in(copy, "python", "-m", "pipeline.track", env={"MLFLOW_TRACKING_URI": uri})
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2 and elapsed < 10, (elapsed, result.stderr)
+    expected = f"error: MLFLOW_TRACKING_URI: cannot reach the MLflow tracking server at {uri} ([Errno 111] Connection refused)"
+    assert result.stderr.strip().splitlines() == [expected] and result.stdout == ""
+    assert (copy / "data/tracked.json").read_bytes() == before
 
 
 def _wait_healthy(process: subprocess.Popen, uri: str, log: Path, timeout: float = 120) -> None:
@@ -344,38 +418,24 @@ def _wait_healthy(process: subprocess.Popen, uri: str, log: Path, timeout: float
     pytest.fail(f"mlflow server not healthy after {timeout} s: {log.read_text()[-2000:]}")
 
 
-def test_a_real_server_gets_the_runs_artifacts_and_champion(store, server, tmp_path):
-    repo, _, _, _ = store
+def test_a_real_server_gets_the_runs_artifacts_and_champion(pipeline, server, tmp_path):
     process, uri, log = server
     _wait_healthy(process, uri, log)
-    remote = copy_repo(tmp_path / "remote")
-    shutil.copytree(repo / "data", remote / "data", ignore=shutil.ignore_patterns("predictions"))
-    shutil.copy(repo / "params.yaml", remote / "params.yaml")
-    with in_repo(remote, MLFLOW_TRACKING_URI=uri, STOCKCAST_PIPELINE_RUN="on-the-server") as mp:
-        train_stage(mp, "naive")
-        evaluate.main()
+    remote = copy_outputs(pipeline, tmp_path / "remote")
+    with in_repo(remote, MLFLOW_TRACKING_URI=uri, STOCKCAST_PIPELINE_RUN="on-the-server"):
+        track.main()
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("stockcast")
     assert experiment.artifact_location.startswith("mlflow-artifacts:")  # the server stores them
-    runs = {run.info.run_name: run for run in client.search_runs([experiment.experiment_id], "tags.pipeline_run = 'on-the-server'")}
-    assert sorted(runs) == ["comparison", "drift", "naive"]
+    found = client.search_runs([experiment.experiment_id], "tags.pipeline_run = 'on-the-server'")
+    runs = {run.info.run_name: run for run in found}
+    assert sorted(runs) == sorted(["on-the-server", *MODELS, "comparison"])
     assert [m.step for m in client.get_metric_history(runs["naive"].info.run_id, "fold/rmse")] == [0, 1]
     assert {"metrics.json", "leaderboard.md", "plots"} <= {a.path for a in client.list_artifacts(runs["comparison"].info.run_id)}
     version = client.get_model_version_by_alias("stockcast-SP500", "champion")
-    assert version.tags["model"] in ("naive", "drift") and version.tags["pipeline_run"] == "on-the-server"
-    forecast = mlflow.pyfunc.load_model("models:/stockcast-SP500@champion").predict(tracking.recent_prices(pd.read_parquet(remote / "data/prices.parquet"), "SP500"))
-    assert np.isfinite(forecast["y_hat"].iloc[0])
+    assert version.tags["pipeline_run"] == "on-the-server"
+    with in_repo(remote, MLFLOW_TRACKING_URI=uri):
+        model, tags = registry.load_champion("SP500")
+    recent = forecast.recent_prices(pd.read_parquet(remote / "data/prices.parquet"), "SP500")
+    assert np.isfinite(model.predict(recent)["y_hat"].iloc[0]) and tags["model"] == version.tags["model"]
     assert not (remote / "mlflow.db").exists() and not (remote / "mlruns").exists()
-
-
-def test_an_unreachable_server_fails_the_stage_fast_in_one_line(store, tmp_path):
-    repo, _, _, _ = store
-    copy = copy_repo(tmp_path / "offline")
-    shutil.copytree(repo / "data", copy / "data", ignore=shutil.ignore_patterns("predictions"))
-    uri = f"http://127.0.0.1:{_free_port()}"
-    started = time.monotonic()
-    result = run_in(copy, "python", "-m", "pipeline.train", "naive", env={"MLFLOW_TRACKING_URI": uri})
-    elapsed = time.monotonic() - started
-    assert result.returncode == 2 and elapsed < 10, (elapsed, result.stderr)
-    assert result.stderr.strip().splitlines() == [f"error: MLFLOW_TRACKING_URI: cannot reach the MLflow tracking server at {uri} ([Errno 111] Connection refused)"]
-    assert not (copy / "data/predictions").exists()  # it failed before training

@@ -24,9 +24,15 @@ from pipeline.cli import UserError
 
 SWITCH_ENV = "STOCKCAST_TRACKING"  # "off" turns tracking off
 REACH_TIMEOUT = 3.0  # seconds to wait for a tracking server's /health before giving up
-# An MLflow client retries a failing request 7 times with backoff (minutes); a stage that lost
-# its server should fail in seconds. The user's own settings win.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+# The user's own settings win over these. An MLflow client retries a failing request 7 times
+# with backoff (minutes); a stage that lost its server should fail in seconds. MLflow's usage
+# telemetry would send data off the machine, and its progress bars fill a stage's log.
+MLFLOW_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
 # The experiment tag MLflow 3's UI reads to open an experiment in its model-training view
 # (runs, charts) rather than the GenAI view (traces) it shows experiments without it.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
@@ -129,7 +135,7 @@ def connect() -> tuple[Path, str]:
     """
     root = project_root()
     uri = tracking_uri(root)
-    for key, value in HTTP_DEFAULTS.items():
+    for key, value in MLFLOW_DEFAULTS.items():
         os.environ.setdefault(key, value)
     check_reachable(uri)
     import mlflow
