@@ -33,7 +33,10 @@ $(JS_STAMP): package.json package-lock.json
 repro: venv js
 	dvc repro
 
+# The formatter and linter first (pyproject.toml [tool.ruff]): a file they would change fails the run.
 test: venv js
+	ruff format --check .
+	ruff check .
 	python -m pytest -q
 
 # The benchmarks compare with statsforecast, a benchmark-only extra: its lock is requirements.lock

@@ -31,7 +31,9 @@ STEPS_PER_FOLD = 5  # refit-every-step days timed per fold (evenly spaced)
 COLUMNS = ["approach", "wall s", "forecasts/s", "x faster than refit-every-step", "max |price diff| vs refit, %"]
 
 
-def refit_every_step(model: Arima, log_price: np.ndarray, price: np.ndarray, days: list[tuple[int, int]]) -> tuple[np.ndarray, float, list]:
+def refit_every_step(
+    model: Arima, log_price: np.ndarray, price: np.ndarray, days: list[tuple[int, int]]
+) -> tuple[np.ndarray, float, list]:
     """`model` re-estimated for each (history start, day) on the history before the day.
 
     Returns the price forecasts, the mean seconds a step took and the order fitted each day.
@@ -52,7 +54,9 @@ def statsforecast_cv(log_price: np.ndarray, model, n_test: int, refit: int) -> n
     from statsforecast import StatsForecast
 
     frame = pd.DataFrame({"unique_id": "s", "ds": np.arange(len(log_price)), "y": log_price})
-    cv = StatsForecast(models=[model], freq=1, n_jobs=1).cross_validation(df=frame, h=1, n_windows=n_test, step_size=1, refit=refit)
+    cv = StatsForecast(models=[model], freq=1, n_jobs=1).cross_validation(
+        df=frame, h=1, n_windows=n_test, step_size=1, refit=refit
+    )
     return cv[model.alias].to_numpy("float64")
 
 
@@ -65,7 +69,14 @@ def run(params: Params) -> Result:
     log_price = np.log(series.price)
     test_days = np.concatenate([np.arange(f.test_start, f.test_end + 1) for f in positions])
     n = len(test_days)
-    sampled = sorted({(f.history_start, int(d)) for f in positions for d in np.linspace(f.test_start, f.test_end, STEPS_PER_FOLD).round()}, key=lambda hd: hd[1])
+    sampled = sorted(
+        {
+            (f.history_start, int(d))
+            for f in positions
+            for d in np.linspace(f.test_start, f.test_end, STEPS_PER_FOLD).round()
+        },
+        key=lambda hd: hd[1],
+    )
     at_sampled = np.searchsorted(test_days, [t for _, t in sampled])
     # statsforecast's cross-validation windows are the last n days, one after the other.
     contiguous = bool(np.array_equal(test_days, np.arange(len(log_price) - n, len(log_price))))
@@ -75,50 +86,80 @@ def run(params: Params) -> Result:
     )
     a = params.arima
     specs = {"ARIMA(1,1,1)": [1, 1, 1], f"auto (p<={a.max_p}, d={a.d}, q<={a.max_q})": "auto"}
-    references, runs, fold_orders = {}, {}, {}  # spec -> (wall, sampled forecasts, daily orders); label -> (spec, wall, forecasts)
+    references, runs, fold_orders = (
+        {},
+        {},
+        {},
+    )  # spec -> (wall, sampled forecasts, daily orders); label -> (spec, wall, forecasts)
     with threadpool_limits(limits=1):
         for spec, order in specs.items():
-            forecast, per_step, orders = refit_every_step(Arima(order=order, max_p=a.max_p, max_q=a.max_q, d=a.d), log_price, series.price, sampled)
+            forecast, per_step, orders = refit_every_step(
+                Arima(order=order, max_p=a.max_p, max_q=a.max_q, d=a.d), log_price, series.price, sampled
+            )
             references[spec] = (per_step * n, forecast, orders)
-            result.notes.append(f"refit every step, {spec}: {len(sampled)} steps timed ({STEPS_PER_FOLD} per fold, evenly spaced), mean {per_step:.3f} s a step, x {n} days")
+            result.notes.append(
+                f"refit every step, {spec}: {len(sampled)} steps timed ({STEPS_PER_FOLD} per fold, evenly spaced), "
+                f"mean {per_step:.3f} s a step, x {n} days"
+            )
         for spec, order in specs.items():
             label = f"pipeline {spec}"
             with stopwatch() as elapsed:
-                table, fitted = walk_forward(Arima(order=order, max_p=a.max_p, max_q=a.max_q, d=a.d), prices, folds, n_jobs=1, label=label)
+                table, fitted = walk_forward(
+                    Arima(order=order, max_p=a.max_p, max_q=a.max_q, d=a.d), prices, folds, n_jobs=1, label=label
+                )
             runs[label] = (spec, elapsed(), table.y_hat.to_numpy())
             fold_orders[spec] = [model.order_ for _, _, model in fitted]
         auto = list(specs)[1]
         fold_of_day = np.searchsorted([f.test_end for f in positions], [t for _, t in sampled])
-        switched, same_order_diff = _auto_difference(runs[f"pipeline {auto}"][2][at_sampled], references[auto][2], [fold_orders[auto][i] for i in fold_of_day], log_price, series.price, sampled)
+        switched, same_order_diff = _auto_difference(
+            runs[f"pipeline {auto}"][2][at_sampled],
+            references[auto][2],
+            [fold_orders[auto][i] for i in fold_of_day],
+            log_price,
+            series.price,
+            sampled,
+        )
         result.notes.append(
-            f"auto: on {switched} of {len(sampled)} timed days the daily search picks another order than the fold's (near-tied AICs); "
+            f"auto: on {switched} of {len(sampled)} timed days the daily search picks another order than the fold's "
+            "(near-tied AICs); "
             f"refit daily with the fold's own order, the pipeline's largest difference is {same_order_diff:.4f}%"
         )
         if contiguous:
             result.notes += _statsforecast_runs(runs, specs, log_price, n, params)
         else:
-            result.notes.append("statsforecast rows skipped: the test days are not the series' last days in one run (split.gap > 0?)")
+            result.notes.append(
+                "statsforecast rows skipped: the test days are not the series' last days in one run (split.gap > 0?)"
+            )
     for spec, (wall, _, _) in references.items():
         result.rows.append([f"statsmodels refit every step, {spec} (extrapolated)", wall, n / wall, 1.0, 0.0])
     for label, (spec, wall, forecast) in runs.items():
         reference_wall, reference, _ = references[spec]
         diff = np.max(np.abs(forecast[at_sampled] / reference - 1)) * 100
         result.rows.append([label, wall, n / wall, ratio(reference_wall, wall), diff])
-    result.notes.append(f"differences are over the {len(sampled)} timed days, against the refit of the same specification")
+    result.notes.append(
+        f"differences are over the {len(sampled)} timed days, against the refit of the same specification"
+    )
     result.notes += _targets(result.rows, same_order_diff)
     return result
 
 
-def _auto_difference(pipeline: np.ndarray, daily_orders: list, fold_orders: list, log_price: np.ndarray, price: np.ndarray, sampled: list) -> tuple[int, float]:
+def _auto_difference(
+    pipeline: np.ndarray, daily_orders: list, fold_orders: list, log_price: np.ndarray, price: np.ndarray, sampled: list
+) -> tuple[int, float]:
     """Splits `auto`'s difference from its refit: the filtering, or the daily search choosing another order?
 
     `pipeline` holds the pipeline's price forecasts of the sampled days. Returns on how many days
     the daily search chose another order than the day's fold, and the largest difference in % from
     a daily refit of the fold's own order.
     """
-    same_order = np.concatenate([refit_every_step(Arima(order=list(order)), log_price, price, [day])[0] for order, day in zip(fold_orders, sampled)])
+    same_order = np.concatenate(
+        [
+            refit_every_step(Arima(order=list(order)), log_price, price, [day])[0]
+            for order, day in zip(fold_orders, sampled, strict=True)
+        ]
+    )
     diff = np.max(np.abs(pipeline / same_order - 1)) * 100
-    return sum(daily != fold for daily, fold in zip(daily_orders, fold_orders)), float(diff)
+    return sum(daily != fold for daily, fold in zip(daily_orders, fold_orders, strict=True)), float(diff)
 
 
 def _statsforecast_runs(runs: dict, specs: dict, log_price: np.ndarray, n: int, params: Params) -> list[str]:
@@ -130,8 +171,14 @@ def _statsforecast_runs(runs: dict, specs: dict, log_price: np.ndarray, n: int, 
     a, refit = params.arima, params.split.test_size
     fixed, auto = specs
     models = {
-        fixed: (f"statsforecast ARIMA(1,1,1) drift, refit per fold ({refit})", ARIMA(order=(1, 1, 1), include_drift=True)),
-        auto: (f"statsforecast AutoARIMA, refit per fold ({refit})", AutoARIMA(d=a.d, max_p=a.max_p, max_q=a.max_q, seasonal=False)),
+        fixed: (
+            f"statsforecast ARIMA(1,1,1) drift, refit per fold ({refit})",
+            ARIMA(order=(1, 1, 1), include_drift=True),
+        ),
+        auto: (
+            f"statsforecast AutoARIMA, refit per fold ({refit})",
+            AutoARIMA(d=a.d, max_p=a.max_p, max_q=a.max_q, seasonal=False),
+        ),
     }
     with stopwatch() as compile_time:  # numba compiles on first use; not part of any row
         for _, model in models.values():
@@ -149,17 +196,24 @@ def _targets(rows: list[list], auto_same_order_diff: float) -> list[str]:
     speedup = {row[0]: row[3] for row in rows}
     diff = {row[0]: row[4] for row in rows}
     notes = []
-    for prefix, theirs in (("pipeline ARIMA(1,1,1)", "statsforecast ARIMA("), ("pipeline auto", "statsforecast AutoARIMA")):
+    for prefix, theirs in (
+        ("pipeline ARIMA(1,1,1)", "statsforecast ARIMA("),
+        ("pipeline auto", "statsforecast AutoARIMA"),
+    ):
         mine = next(k for k in wall if k.startswith(prefix))
         within = f"{mine} {diff[mine]:.4f}% ({'met' if diff[mine] <= 0.05 else 'NOT met'})"
         if prefix == "pipeline auto":
-            within += f"; against a daily refit of the fold's order {auto_same_order_diff:.4f}% ({'met' if auto_same_order_diff <= 0.05 else 'NOT met'})"
+            verdict = "met" if auto_same_order_diff <= 0.05 else "NOT met"
+            within += f"; against a daily refit of the fold's order {auto_same_order_diff:.4f}% ({verdict})"
         notes += [
-            f"target >= 70x faster than refit-every-step: {mine} {speedup[mine]:.0f}x ({'met' if speedup[mine] >= 70 else 'NOT met'})",
+            f"target >= 70x faster than refit-every-step: {mine} {speedup[mine]:.0f}x "
+            f"({'met' if speedup[mine] >= 70 else 'NOT met'})",
             f"target forecasts within 0.05% of refit-every-step: {within}",
         ]
         other = next((k for k in wall if k.startswith(theirs)), None)
         if other:
             r = wall[other] / wall[mine]
-            notes.append(f"target no slower than {other}: {mine} is {r:.2f}x its speed ({'met' if r >= 1 else 'NOT met'})")
+            notes.append(
+                f"target no slower than {other}: {mine} is {r:.2f}x its speed ({'met' if r >= 1 else 'NOT met'})"
+            )
     return notes

@@ -42,23 +42,28 @@ def run(params: Params) -> Result:
     rows, digests = [], {}
     for label, parallel in BACKENDS.items():
         loop = {}
-        with stopwatch() as total:
-            with parallel_backend(parallel):
-                for name, model in fast_models(params).items():
-                    with stopwatch() as elapsed:
-                        table, _ = walk_forward(model, prices, folds, n_jobs=parallel.n_jobs, label=f"{name}, {label}")
-                    loop[name] = elapsed()
-                    digests.setdefault(name, set()).add(digest(table))
+        with stopwatch() as total, parallel_backend(parallel):
+            for name, model in fast_models(params).items():
+                with stopwatch() as elapsed:
+                    table, _ = walk_forward(model, prices, folds, n_jobs=parallel.n_jobs, label=f"{name}, {label}")
+                loop[name] = elapsed()
+                digests.setdefault(name, set()).add(digest(table))
         rows.append([label, *loop.values(), sum(loop.values()), total()])
     one, two = rows[1][-2], rows[2][-2]
     result = Result(
         title=f"Backends: {n} synthetic series of {params.data.n_days} days, {params.split.n_windows} folds each",
-        columns=["backend", *[f"{name} s" for name in fast_models(params)], "all models s", "with cluster start/stop s"],
+        columns=[
+            "backend",
+            *[f"{name} s" for name in fast_models(params)],
+            "all models s",
+            "with cluster start/stop s",
+        ],
         rows=rows,
     )
     same = all(len(d) == 1 for d in digests.values())
+    identical = ", ".join(f"{k} {next(iter(v))[:8]}" for k, v in digests.items() if len(v) == 1)
     result.notes = [
-        f"predictions byte-identical across backends: {'yes' if same else 'NO'} ({', '.join(f'{k} {next(iter(v))[:8]}' for k, v in digests.items() if len(v) == 1)})",
+        f"predictions byte-identical across backends: {'yes' if same else 'NO'} ({identical})",
         f"speed-up of 2 Dask workers over 1 (models only): {ratio(one, two):.2f}x",
     ]
     return result

@@ -28,7 +28,8 @@ from pipeline.models.recurrent import CELLS, Recurrent  # chooses Keras' backend
 from pipeline.params import Params
 from pipeline.walkforward import series_from_prices
 
-import keras  # noqa: E402,I001  (after the pipeline's module, which configures it)
+# isort: split
+import keras  # after the pipeline's module, which configures it
 
 N_WINDOWS, N_LAGS = 4000, 60
 EPOCHS = 6  # one with compilation, five steady
@@ -68,10 +69,18 @@ def pipeline_fit(log_price: np.ndarray, params: Params, epochs: int) -> None:
     """`Recurrent.fit` for `epochs` epochs (patience = epochs: early stopping cannot end it sooner)."""
     p = params.lstm
     Recurrent(
-        cell=p.cell, units=tuple(p.units), dropout=p.dropout, epochs=epochs, batch_size=p.batch_size,
-        learning_rate=p.learning_rate, patience=epochs, validation_fraction=p.validation_fraction,
-        seed=p.seed, n_lags=N_LAGS, target="log_return",
-    ).fit(log_price)  # fmt: skip
+        cell=p.cell,
+        units=tuple(p.units),
+        dropout=p.dropout,
+        epochs=epochs,
+        batch_size=p.batch_size,
+        learning_rate=p.learning_rate,
+        patience=epochs,
+        validation_fraction=p.validation_fraction,
+        seed=p.seed,
+        n_lags=N_LAGS,
+        target="log_return",
+    ).fit(log_price)
 
 
 def minimal_fit(log_price: np.ndarray, params: Params, epochs: int) -> None:
@@ -89,9 +98,14 @@ def minimal_fit(log_price: np.ndarray, params: Params, epochs: int) -> None:
     model = keras.Sequential([*layers, keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=p.learning_rate), loss="mse")
     model.fit(
-        inputs[:-n_val], targets[:-n_val], validation_data=(inputs[-n_val:], targets[-n_val:]),
-        epochs=epochs, batch_size=p.batch_size, shuffle=True, verbose=0,
-    )  # fmt: skip
+        inputs[:-n_val],
+        targets[:-n_val],
+        validation_data=(inputs[-n_val:], targets[-n_val:]),
+        epochs=epochs,
+        batch_size=p.batch_size,
+        shuffle=True,
+        verbose=0,
+    )
 
 
 def run(params: Params) -> Result:
@@ -112,13 +126,23 @@ def run(params: Params) -> Result:
     p = params.lstm
     base = steady["minimal Keras model.fit"]
     result = Result(
-        title=f"Recurrent net, one epoch: {p.cell} {list(p.units)}, {N_WINDOWS} windows x {N_LAGS} lags of {uid}, batch {p.batch_size}, Keras on {keras.backend.backend()}",
-        columns=["training code", f"fit of {EPOCHS} epochs s", "first epoch s (with compile)", "steady epoch s", "steady x minimal"],
+        title=f"Recurrent net, one epoch: {p.cell} {list(p.units)}, {N_WINDOWS} windows x {N_LAGS} lags of {uid}, "
+        f"batch {p.batch_size}, Keras on {keras.backend.backend()}",
+        columns=[
+            "training code",
+            f"fit of {EPOCHS} epochs s",
+            "first epoch s (with compile)",
+            "steady epoch s",
+            "steady x minimal",
+        ],
         rows=[[side, wall[side], first[side], steady[side], ratio(steady[side], base)] for side in sides],
     )
     r = steady["pipeline Recurrent.fit"] / base
     result.notes = [
-        f"steady epoch: median of epochs 2-{EPOCHS}, best of {REPEATS} fits; {N_WINDOWS - round(N_WINDOWS * p.validation_fraction)} train windows (the pipeline keeps whole batches of {p.batch_size}: the oldest few are left out), the rest validation; the fit's wall includes building the model and windows",
+        f"steady epoch: median of epochs 2-{EPOCHS}, best of {REPEATS} fits; "
+        f"{N_WINDOWS - round(N_WINDOWS * p.validation_fraction)} train windows "
+        f"(the pipeline keeps whole batches of {p.batch_size}: the oldest few are left out), the rest validation; "
+        "the fit's wall includes building the model and windows",
         f"target within 1.2x of the minimal loop: {r:.2f}x ({'met' if r <= 1.2 else 'NOT met'})",
     ]
     return result

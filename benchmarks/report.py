@@ -23,7 +23,11 @@ class Result:
 
 def machine() -> dict:
     """What the figures depend on: cores, how busy they were, the Python."""
-    return {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2), "python": platform.python_version()}
+    return {
+        "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+    }
 
 
 def markdown(result: Result) -> str:

@@ -42,7 +42,15 @@ def environment() -> dict[str, str]:
 
 def timed_repro(repo: Path) -> tuple[dict[str, float], dict[str, float], str]:
     """`dvc repro` in `repo`: seconds and peak MiB per stage run (in order), and the output."""
-    process = subprocess.Popen(["dvc", "repro"], cwd=repo, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    process = subprocess.Popen(
+        ["dvc", "repro"],
+        cwd=repo,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
     started, peak, lines = {}, {}, []
     current = [TOTAL_STAGE]
     done = threading.Event()
@@ -75,7 +83,9 @@ def timed_repro(repo: Path) -> tuple[dict[str, float], dict[str, float], str]:
     if process.returncode != 0:
         raise RuntimeError(f"dvc repro failed in {repo}:\n{''.join(lines[-30:])}")
     names = list(started)
-    seconds = {name: (started[names[i + 1]] if i + 1 < len(names) else end) - started[name] for i, name in enumerate(names)}
+    seconds = {
+        name: (started[names[i + 1]] if i + 1 < len(names) else end) - started[name] for i, name in enumerate(names)
+    }
     seconds[TOTAL_STAGE] = end - start
     peak[TOTAL_STAGE] = max(peak.values(), default=0.0)
     return seconds, peak, "".join(lines)
@@ -97,7 +107,9 @@ def run(params: Params) -> Result:
     result.rows.append(["no-op `dvc repro`", noop(), None])
     cold = seconds[TOTAL_STAGE]
     result.notes = [
-        "stage seconds: from DVC's 'Running stage' line to the next; memory: the stage's processes summed (loky or Dask workers included), sampled every 50 ms",
-        f"target cold <= 90 s: {cold:.0f} s ({'met' if cold <= 90 else 'NOT met'}); no-op <= 3 s: {noop():.1f} s ({'met' if noop() <= 3 else 'NOT met'})",
+        "stage seconds: from DVC's 'Running stage' line to the next; "
+        "memory: the stage's processes summed (loky or Dask workers included), sampled every 50 ms",
+        f"target cold <= 90 s: {cold:.0f} s ({'met' if cold <= 90 else 'NOT met'}); "
+        f"no-op <= 3 s: {noop():.1f} s ({'met' if noop() <= 3 else 'NOT met'})",
     ]
     return result

@@ -11,7 +11,6 @@ Flat seconds per series means the total grows linearly.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from benchmarks.inputs import synthetic_inputs
@@ -55,13 +54,16 @@ def run(params: Params) -> Result:
             per_series[name].append(best / n)
     p = params.parallel
     result = Result(
-        title=f"Scaling: seconds per series, {params.data.n_days}-day synthetic series, {params.split.n_windows} folds of {params.split.test_size} days, {p.backend} n_jobs={p.n_jobs}",
+        title=f"Scaling: seconds per series, {params.data.n_days}-day synthetic series, "
+        f"{params.split.n_windows} folds of {params.split.test_size} days, {p.backend} n_jobs={p.n_jobs}",
         columns=["model", *[f"N={n}" for n in SIZES], f"N={SIZES[-1]} / N={SIZES[0]}"],
         rows=[[name, *times, ratio(times[-1], times[0])] for name, times in per_series.items()],
     )
     worst = max(row[-1] for row in result.rows)
     result.notes = [
-        f"wall time of the walk-forward loop divided by N, after one untimed run has started the worker pool; runs under {SHORT:g} s: best of {REPEATS}",
-        f"target flat time per series: largest N={SIZES[-1]} / N={SIZES[0]} ratio {worst:.2f} ({'met' if worst <= 1.25 else 'NOT met'}, allowing 25%)",
+        "wall time of the walk-forward loop divided by N, after one untimed run has started the worker pool; "
+        f"runs under {SHORT:g} s: best of {REPEATS}",
+        f"target flat time per series: largest N={SIZES[-1]} / N={SIZES[0]} ratio {worst:.2f} "
+        f"({'met' if worst <= 1.25 else 'NOT met'}, allowing 25%)",
     ]
     return result

@@ -8,6 +8,7 @@ project ships trades there.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import pandas as pd
 
@@ -21,7 +22,11 @@ FIRST, LAST = pd.Timestamp("1885-01-01"), pd.Timestamp("2100-12-31")
 def _calendar(start: pd.Timestamp, end: pd.Timestamp):
     import exchange_calendars  # 0.5 s: only where a date is asked for
 
-    return exchange_calendars.get_calendar(EXCHANGE, start=start, end=end)
+    with warnings.catch_warnings():
+        # exchange_calendars 4.13 reads `Series.values` of dates with a time zone, which pandas
+        # 3.1 deprecates; the sessions are right, and the warning is not this project's to fix.
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray that drops timezone")
+        return exchange_calendars.get_calendar(EXCHANGE, start=start, end=end)
 
 
 def next_trading_day(day) -> pd.Timestamp:

@@ -23,6 +23,7 @@ from pipeline import io, paths, plots
 from pipeline.cli import run
 from pipeline.params import load_params
 
+
 def adf(values: np.ndarray) -> dict | None:
     """Augmented Dickey-Fuller test (constant, lags by AIC): a small p-value rejects a unit root.
 
@@ -31,7 +32,12 @@ def adf(values: np.ndarray) -> dict | None:
     if np.ptp(values) == 0:
         return None
     result = adfuller(values, autolag="AIC", result_object=True)
-    return {"statistic": float(result.statistic), "pvalue": float(result.pvalue), "lags": int(result.lags), "n_obs": int(result.nobs)}
+    return {
+        "statistic": float(result.statistic),
+        "pvalue": float(result.pvalue),
+        "lags": int(result.lags),
+        "n_obs": int(result.nobs),
+    }
 
 
 def decompose(log_price: np.ndarray, period: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -85,8 +91,16 @@ def main() -> None:
     report = {"seasonal_period": period, "series": {item[0]: entry for item, entry in zip(items, entries, strict=True)}}
     for uid, entry in report["series"].items():
         if entry["seasonal_strength"] is None:
-            print(f"diagnostics: warning: {uid} has fewer than 2 x diagnostics.seasonal_period = {2 * period} days: no decomposition", file=sys.stderr)
-    wanted = {paths.DIAGNOSTICS / f"decomposition_{uid}.png" for uid, e in report["series"].items() if e["seasonal_strength"] is not None}
+            print(
+                f"diagnostics: warning: {uid} has fewer than 2 x diagnostics.seasonal_period = {2 * period} days: "
+                "no decomposition",
+                file=sys.stderr,
+            )
+    wanted = {
+        paths.DIAGNOSTICS / f"decomposition_{uid}.png"
+        for uid, e in report["series"].items()
+        if e["seasonal_strength"] is not None
+    }
     for stale in paths.DIAGNOSTICS.glob("decomposition_*.png"):
         if stale not in wanted:
             stale.unlink()  # a series that is gone

@@ -41,7 +41,10 @@ def read_predictions(directory: Path) -> tuple[dict[str, pd.DataFrame], dict[str
     if not files:
         raise UserError(f"{directory}: no predictions tables (run `dvc repro` to create them)")
     if plots.ACTUAL in [path.stem for path in files]:
-        raise UserError(f"{Path(directory) / plots.ACTUAL}.parquet: the name {plots.ACTUAL!r} is reserved for the observed price in the plots; rename the model")
+        raise UserError(
+            f"{Path(directory) / plots.ACTUAL}.parquet: the name {plots.ACTUAL!r} is reserved for the observed price "
+            "in the plots; rename the model"
+        )
     tables = {path.stem: io.read_table(path, REQUIRED_COLUMNS) for path in files}
     return tables, {path.stem: io.read_table_metadata(path) for path in files}
 
@@ -63,7 +66,9 @@ def pairwise_dm(rows: pd.DataFrame) -> dict:
     `result[a][b]` tests a against b: a negative statistic means a has the smaller squared
     errors. `result[b][a]` has the opposite sign and the same p-value.
     """
-    errors = rows.assign(error=rows["y"] - rows["y_hat"]).pivot(index=["unique_id", "ds"], columns="model", values="error")
+    errors = rows.assign(error=rows["y"] - rows["y_hat"]).pivot(
+        index=["unique_id", "ds"], columns="model", values="error"
+    )
     models = sorted(errors.columns)
     out: dict[str, dict] = {}
     for a in models:
@@ -73,7 +78,11 @@ def pairwise_dm(rows: pd.DataFrame) -> dict:
                 continue
             both = errors[[a, b]].dropna()
             test = metrics.diebold_mariano(both[a].to_numpy(), both[b].to_numpy())
-            out[a][b] = {"dm_stat": test[0] if test else None, "dm_pvalue": test[1] if test else None, "n_forecasts": int(len(both))}
+            out[a][b] = {
+                "dm_stat": test[0] if test else None,
+                "dm_pvalue": test[1] if test else None,
+                "n_forecasts": int(len(both)),
+            }
     return out
 
 
@@ -83,14 +92,18 @@ def model_details(rows: pd.DataFrame, descriptions: dict[str, dict]) -> dict:
     out = {}
     for model, group in rows.groupby("model", sort=True):
         described = descriptions.get(model, {})
-        _, n_scored, n_flat = metrics.directional_accuracy(group["y"].to_numpy(), group["y_hat"].to_numpy(), group["y_prev"].to_numpy())
+        _, n_scored, n_flat = metrics.directional_accuracy(
+            group["y"].to_numpy(), group["y_hat"].to_numpy(), group["y_prev"].to_numpy()
+        )
         has_interval = group["y_lo"].notna().all()
         out[model] = {
             "n_params": described.get("n_params"),
             "parameter_counts": described.get("parameter_counts", {}),
             "direction_days_scored": n_scored,
             "direction_days_unchanged": n_flat,
-            "interval_coverage": metrics.interval_coverage(group["y"], group["y_lo"], group["y_hi"]) if has_interval else None,
+            "interval_coverage": metrics.interval_coverage(group["y"], group["y_lo"], group["y_hi"])
+            if has_interval
+            else None,
             "interval_mean_width": metrics.interval_width(group["y_lo"], group["y_hi"]) if has_interval else None,
         }
     return out
@@ -116,12 +129,16 @@ def cumulative_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """One series' running sum of e² - e²_naive per model over the days both forecast."""
     paired = rows[(rows["model"] != BASELINE) & rows["y_hat_naive"].notna()].sort_values(["model", "ds"], kind="stable")
     diff = (paired["y"] - paired["y_hat"]) ** 2 - (paired["y"] - paired["y_hat_naive"]) ** 2
-    return pd.DataFrame({"ds": paired["ds"], "model": paired["model"], "cum_sq_error_diff": diff.groupby(paired["model"]).cumsum()}).reset_index(drop=True)
+    return pd.DataFrame(
+        {"ds": paired["ds"], "model": paired["model"], "cum_sq_error_diff": diff.groupby(paired["model"]).cumsum()}
+    ).reset_index(drop=True)
 
 
 def fold_rmse_frame(folds: dict) -> pd.DataFrame:
     """`fold`, `model`, `rmse`, `rmse_vs_naive` (NaN where undefined) from `fold_report`'s result."""
-    rows = [(int(k), model, s["rmse"], s["rmse_vs_naive"]) for k, by_model in folds.items() for model, s in by_model.items()]
+    rows = [
+        (int(k), model, s["rmse"], s["rmse_vs_naive"]) for k, by_model in folds.items() for model, s in by_model.items()
+    ]
     return pd.DataFrame(rows, columns=["fold", "model", "rmse", "rmse_vs_naive"]).astype({"rmse_vs_naive": "float64"})
 
 
@@ -156,13 +173,32 @@ def write_plots(rows: pd.DataFrame, folds: dict, params: EvaluateParams, root: P
     for uid, series in rows.groupby("unique_id", sort=True):
         last = last_fold_frame(series)
         csv(last, root / "forecast" / f"{uid}.csv")
-        png(plots.forecast_figure, last, colors, f"{uid}: one-step forecasts over the last fold", name=f"forecast_{uid}.png")
+        png(
+            plots.forecast_figure,
+            last,
+            colors,
+            f"{uid}: one-step forecasts over the last fold",
+            name=f"forecast_{uid}.png",
+        )
         zoom_start = np.sort(last["ds"].unique())[-min(params.zoom_days, last["ds"].nunique())]
-        png(plots.forecast_figure, last[last["ds"] >= zoom_start], colors, f"{uid}: the last {params.zoom_days} days", name=f"zoom_{uid}.png")
+        png(
+            plots.forecast_figure,
+            last[last["ds"] >= zoom_start],
+            colors,
+            f"{uid}: the last {params.zoom_days} days",
+            name=f"zoom_{uid}.png",
+        )
         cumulative = cumulative_frame(series)
         csv(cumulative, root / "cumulative" / f"{uid}.csv")
         starts = sorted(series.groupby("fold")["ds"].min())
-        png(plots.cumulative_figure, cumulative, starts, colors, f"{uid}: cumulative squared error minus the naive forecast's", name=f"cumulative_{uid}.png")
+        png(
+            plots.cumulative_figure,
+            cumulative,
+            starts,
+            colors,
+            f"{uid}: cumulative squared error minus the naive forecast's",
+            name=f"cumulative_{uid}.png",
+        )
     plots.parallel_map(_draw, figures, n_jobs)
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.suffix in (".png", ".csv") and path not in written:
@@ -198,7 +234,9 @@ def main() -> None:
     figures = [p.relative_to(paths.REPORTS) for p in images]
     io.write_text(leaderboard.render(report, details, folds, figures, diagnostics), paths.LEADERBOARD)
     best = min(report["models"], key=lambda m: report["models"][m]["rmse"])
-    print(f"evaluate: {len(report['models'])} models, {len(rows)} forecasts; lowest RMSE: {best} -> {paths.LEADERBOARD}")
+    print(
+        f"evaluate: {len(report['models'])} models, {len(rows)} forecasts; lowest RMSE: {best} -> {paths.LEADERBOARD}"
+    )
 
 
 if __name__ == "__main__":

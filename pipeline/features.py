@@ -44,7 +44,9 @@ def windows_table(prices: pd.DataFrame, n_lags: int, target: str) -> pd.DataFram
     for unique_id, series in prices.groupby("unique_id", sort=True):
         skip = lookback(n_lags, target)
         if len(series) <= skip:
-            raise UserError(f"features.n_lags: {n_lags} lags need more than {skip} prices, series {unique_id} has {len(series)}")
+            raise UserError(
+                f"features.n_lags: {n_lags} lags need more than {skip} prices, series {unique_id} has {len(series)}"
+            )
         X, y = make_windows(transform(np.log(series[price_column].to_numpy()), target), n_lags)
         frame = pd.DataFrame(X, columns=[f"lag_{i}" for i in range(1, n_lags + 1)])
         frame.insert(0, "ds", series["ds"].to_numpy()[skip:])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+
 import numpy as np
 import pandas as pd
 
@@ -58,7 +59,7 @@ def from_models(series: str, prices: pd.DataFrame) -> tuple[pd.DataFrame, str, s
     """The forecast of the champion in `reports/metrics.json`, loaded from `models/<champion>/`:
     (the forecast row, the champion's name, where it came from)."""
     from pipeline import scoring
-    from pipeline.models import store
+    from pipeline.models import loader, store
 
     report = io.read_json(paths.METRICS)
     champion = scoring.champions(report).get(series)
@@ -67,7 +68,7 @@ def from_models(series: str, prices: pd.DataFrame) -> tuple[pd.DataFrame, str, s
     directory = paths.model_directory(champion)
     if not (directory / store.MANIFEST).exists():
         raise UserError(f"{directory / store.MANIFEST}: file not found (run `dvc repro` to train the models)")
-    model = store.load(directory, series)
+    model = loader.load(directory, series)
     return next_day_forecast(model, recent_prices(prices, series)), champion, f"{directory.as_posix()}/"
 
 

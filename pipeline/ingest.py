@@ -28,12 +28,23 @@ SAMPLE_IDS = {"sp500": "SP500", "nasdaq": "NASDAQ"}
 TICKER_PATTERN = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9.^=_-]{0,31}$")
 MAX_PRICE = 1e12  # above any real quote; larger values are data errors that would overflow returns
 HEADER_ALIASES = {
-    "date": "ds", "ds": "ds", "datetime": "ds", "timestamp": "ds",
-    "ticker": "unique_id", "symbol": "unique_id", "unique_id": "unique_id",
-    "open": "open", "high": "high", "low": "low", "close": "close",
-    "adj close": "adj_close", "adj_close": "adj_close", "adjclose": "adj_close", "adjusted close": "adj_close",
+    "date": "ds",
+    "ds": "ds",
+    "datetime": "ds",
+    "timestamp": "ds",
+    "ticker": "unique_id",
+    "symbol": "unique_id",
+    "unique_id": "unique_id",
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "adj close": "adj_close",
+    "adj_close": "adj_close",
+    "adjclose": "adj_close",
+    "adjusted close": "adj_close",
     "volume": "volume",
-}  # fmt: skip
+}
 
 
 def validate_ticker(ticker: str, where: str) -> str:
@@ -79,7 +90,10 @@ def standardize(raw: pd.DataFrame, source: str, default_id: str | None = None) -
         bad = values[(values <= 0) | ~np.isfinite(values) | (values > MAX_PRICE)]
         if len(bad):
             row = bad.index[0]
-            raise UserError(f"{source}: column {column!r}: price must be positive and finite (below {MAX_PRICE:g}), got {float(bad.iloc[0])!r} on {_day(frame.at[row, 'ds'])}")
+            raise UserError(
+                f"{source}: column {column!r}: price must be positive and finite (below {MAX_PRICE:g}), "
+                f"got {float(bad.iloc[0])!r} on {_day(frame.at[row, 'ds'])}"
+            )
     frame = frame.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     duplicated = frame.duplicated(["unique_id", "ds"])
     if duplicated.any():
@@ -88,13 +102,20 @@ def standardize(raw: pd.DataFrame, source: str, default_id: str | None = None) -
     short = frame.groupby("unique_id").size()
     if (short < 2).any():
         raise UserError(f"{source}: series {short[short < 2].index[0]} has fewer than 2 rows")
-    columns = ["unique_id", "ds", *[c for c in io.PRICE_COLUMNS if c in frame], *(["volume"] if "volume" in frame else [])]
+    columns = [
+        "unique_id",
+        "ds",
+        *[c for c in io.PRICE_COLUMNS if c in frame],
+        *(["volume"] if "volume" in frame else []),
+    ]
     return frame[columns]
 
 
 def _tickers(column: pd.Series, source: str) -> pd.Series:
     if column.isna().any():
-        raise UserError(f"{source}: column 'unique_id': empty ticker on row {int(column.isna().to_numpy().argmax()) + 1}")
+        raise UserError(
+            f"{source}: column 'unique_id': empty ticker on row {int(column.isna().to_numpy().argmax()) + 1}"
+        )
     tickers = column.astype(str).str.strip()
     for ticker in tickers.unique():
         validate_ticker(ticker, source)
@@ -174,7 +195,9 @@ def read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     try:
-        raw = pd.read_csv(path, encoding="utf-8", dtype=str, keep_default_na=False, na_values=["", "NaN", "nan", "null", "NA"])
+        raw = pd.read_csv(
+            path, encoding="utf-8", dtype=str, keep_default_na=False, na_values=["", "NaN", "nan", "null", "NA"]
+        )
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text ({_first_non_utf8(path.read_bytes())})") from None
     except pd.errors.EmptyDataError:
@@ -205,7 +228,9 @@ def download_yfinance(tickers: list[str], start: str | None, end: str | None) ->
     for ticker in tickers:
         # yfinance's `end` is exclusive; ours is inclusive.
         stop = (pd.Timestamp(end) + pd.Timedelta(days=1)).strftime("%Y-%m-%d") if end else None
-        raw = yfinance.download(ticker, start=start, end=stop, auto_adjust=False, progress=False, multi_level_index=False)
+        raw = yfinance.download(
+            ticker, start=start, end=stop, auto_adjust=False, progress=False, multi_level_index=False
+        )
         if raw is None or raw.empty:
             raise UserError(f"data.tickers: no prices for {ticker!r} from yfinance (unknown ticker, or no network)")
         frames.append(standardize(raw.reset_index(), f"yfinance {ticker}", default_id=ticker))

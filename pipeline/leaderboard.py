@@ -34,7 +34,8 @@ def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Se
     lines += [
         f"One-step-ahead walk-forward forecasts of {len(report['series'])} series ({', '.join(report['series'])}), "
         f"{_join(n_folds)} folds per series, {_join(n_forecasts)} forecasts per model. Ranked by RMSE pooled over "
-        f"every fold and series; `RMSE / {baseline}` below 1 means smaller errors than the {baseline} random walk on the same days.",
+        f"every fold and series; `RMSE / {baseline}` below 1 means smaller errors than the {baseline} random walk "
+        "on the same days.",
         "",
     ]
     lines += _score_table(ranked, models, details, baseline, alpha, with_params=True)
@@ -45,7 +46,14 @@ def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Se
     chosen = scoring.champions(report)
     for uid, by_model in report["series"].items():
         order = sorted(by_model, key=lambda m: (by_model[m]["rmse"], m))
-        lines += [f"### {uid}", "", champion_sentence(uid, chosen[uid], baseline), "", *_score_table(order, by_model, details, baseline, alpha, with_params=False), ""]
+        lines += [
+            f"### {uid}",
+            "",
+            champion_sentence(uid, chosen[uid], baseline),
+            "",
+            *_score_table(order, by_model, details, baseline, alpha, with_params=False),
+            "",
+        ]
     lines += _by_fold(ranked, details, baseline)
     lines += _pairwise(ranked, details, alpha)
     lines += _stationarity(diagnostics, alpha)
@@ -77,23 +85,52 @@ def headline(models: dict, baseline: str, alpha: float) -> str:
         return f"**There is no `{baseline}` predictions table, so nothing is compared with the random walk.**"
     winners = [m for m, s in models.items() if m != baseline and scoring.beats_baseline(s)]
     if winners:
-        named = ", ".join(f"{m} (RMSE / {baseline} {_num(models[m]['rmse_vs_naive'], '.4f')}, p={_p(models[m]['dm_pvalue_vs_naive'])})" for m in winners)
+        named = ", ".join(
+            f"{m} (RMSE / {baseline} {_num(models[m]['rmse_vs_naive'], '.4f')}, "
+            f"p={_p(models[m]['dm_pvalue_vs_naive'])})"
+            for m in winners
+        )
         return f"**Beats the {baseline} random walk at the {alpha:.0%} level: {named}.**"
     return text()["no_winner"].format(baseline=baseline, alpha_pct=f"{alpha:.0%}")
 
 
-def _score_table(order: list[str], scores: dict, details: dict, baseline: str, alpha: float, with_params: bool) -> list[str]:
-    head = ["rank", "model", "RMSE", "MAE", "MAPE", "MASE", "direction", f"RMSE / {baseline}", "DM stat", "DM p", "verdict"]
+def _score_table(
+    order: list[str], scores: dict, details: dict, baseline: str, alpha: float, with_params: bool
+) -> list[str]:
+    head = [
+        "rank",
+        "model",
+        "RMSE",
+        "MAE",
+        "MAPE",
+        "MASE",
+        "direction",
+        f"RMSE / {baseline}",
+        "DM stat",
+        "DM p",
+        "verdict",
+    ]
     if with_params:
         head.append("params")
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if h in ("model", "verdict") else "---:" for h in head) + "|"]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---" if h in ("model", "verdict") else "---:" for h in head) + "|",
+    ]
     for rank, model in enumerate(order, start=1):
         s = scores[model]
         cells = [
-            str(rank), model, _sig(s["rmse"]), _sig(s["mae"]), _num(s["mape"], ".3%"), _num(s["mase"], ".4f"),
-            _num(s["directional_accuracy"], ".1%"), _num(s["rmse_vs_naive"], ".4f"), _num(s["dm_stat_vs_naive"], ".3f"),
-            _p(s["dm_pvalue_vs_naive"]), verdict(s, baseline, alpha, model),
-        ]  # fmt: skip
+            str(rank),
+            model,
+            _sig(s["rmse"]),
+            _sig(s["mae"]),
+            _num(s["mape"], ".3%"),
+            _num(s["mase"], ".4f"),
+            _num(s["directional_accuracy"], ".1%"),
+            _num(s["rmse_vs_naive"], ".4f"),
+            _num(s["dm_stat_vs_naive"], ".3f"),
+            _p(s["dm_pvalue_vs_naive"]),
+            verdict(s, baseline, alpha, model),
+        ]
         if with_params:
             n_params = details["models"][model]["n_params"]
             cells.append("n/a" if n_params is None else f"{n_params:,}")
@@ -108,7 +145,13 @@ def _notes(details: dict, baseline: str, alpha: float) -> list[str]:
 
 
 def _parameters(order: list[str], details: dict) -> list[str]:
-    lines = ["## Trainable parameters", "", "Counted on the model fitted to the last fold; recurrent layers by weight block (input W_xh, recurrent W_hh, bias, output).", ""]
+    lines = [
+        "## Trainable parameters",
+        "",
+        "Counted on the model fitted to the last fold; "
+        "recurrent layers by weight block (input W_xh, recurrent W_hh, bias, output).",
+        "",
+    ]
     lines += ["| model | total | by block |", "|---|---:|---|"]
     for model in order:
         d = details["models"][model]
@@ -121,7 +164,12 @@ def _intervals(order: list[str], details: dict) -> list[str]:
     with_interval = [m for m in order if details["models"][m]["interval_coverage"] is not None]
     if not with_interval:
         return []
-    lines = ["## Prediction intervals", "", "Share of actual prices inside the model's [y_lo, y_hi] and the interval's mean width.", ""]
+    lines = [
+        "## Prediction intervals",
+        "",
+        "Share of actual prices inside the model's [y_lo, y_hi] and the interval's mean width.",
+        "",
+    ]
     lines += ["| model | coverage | mean width (price) |", "|---|---:|---:|"]
     for model in with_interval:
         d = details["models"][model]
@@ -146,8 +194,14 @@ def _pairwise(order: list[str], details: dict, alpha: float) -> list[str]:
     if len(order) < 2:
         return []
     pairs = details["dm_pairwise"]
-    lines = ["## Pairwise Diebold-Mariano", "", "Row model against column model on the days both forecast: statistic (p-value); negative means the row model has smaller squared errors. Bold: significant at the "
-             f"{alpha:.0%} level.", ""]  # fmt: skip
+    lines = [
+        "## Pairwise Diebold-Mariano",
+        "",
+        "Row model against column model on the days both forecast: statistic (p-value); "
+        "negative means the row model has smaller squared errors. Bold: significant at the "
+        f"{alpha:.0%} level.",
+        "",
+    ]
     lines += ["| | " + " | ".join(order) + " |", "|---|" + "---:|" * len(order)]
     for a in order:
         cells = []
@@ -164,7 +218,12 @@ def _pairwise(order: list[str], details: dict, alpha: float) -> list[str]:
 
 def _stationarity(diagnostics: dict, alpha: float) -> list[str]:
     series, period = diagnostics["series"], diagnostics["seasonal_period"]
-    lines = ["## Trend, seasonality, and why the models work on returns", "", text()["stationarity_intro"].format(period=period), ""]
+    lines = [
+        "## Trend, seasonality, and why the models work on returns",
+        "",
+        text()["stationarity_intro"].format(period=period),
+        "",
+    ]
     lines += [
         "| series | days | ADF log price | p | ADF log return | p | seasonal strength |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -175,8 +234,12 @@ def _stationarity(diagnostics: dict, alpha: float) -> list[str]:
             cells += ["constant", "n/a"] if test is None else [f"{test['statistic']:.3f}", _p(test["pvalue"])]
         cells.append(_num(s["seasonal_strength"], ".3f"))
         lines.append("| " + " | ".join(cells) + " |")
-    wandering = [u for u, s in series.items() if s["adf_log_price"] is not None and s["adf_log_price"]["pvalue"] >= alpha]
-    settled = [u for u, s in series.items() if s["adf_log_return"] is not None and s["adf_log_return"]["pvalue"] < alpha]
+    wandering = [
+        u for u, s in series.items() if s["adf_log_price"] is not None and s["adf_log_price"]["pvalue"] >= alpha
+    ]
+    settled = [
+        u for u, s in series.items() if s["adf_log_return"] is not None and s["adf_log_return"]["pvalue"] < alpha
+    ]
     if len(wandering) == len(series) and len(settled) == len(series):
         closing = text()["stationarity_all"].format(alpha=f"{alpha:g}")
     else:

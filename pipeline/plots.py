@@ -92,11 +92,15 @@ def cumulative_figure(frame: pd.DataFrame, fold_starts: list, colors: dict[str, 
     return figure
 
 
-def decomposition_figure(ds: np.ndarray, observed: np.ndarray, trend: np.ndarray, seasonal: np.ndarray, resid: np.ndarray, title: str) -> Figure:
+def decomposition_figure(
+    ds: np.ndarray, observed: np.ndarray, trend: np.ndarray, seasonal: np.ndarray, resid: np.ndarray, title: str
+) -> Figure:
     """Four stacked panels of a seasonal-trend decomposition of a log price."""
     figure = Figure(figsize=(11, 8), layout="constrained")
     axes = figure.subplots(4, 1, sharex=True)
-    for ax, values, label in zip(axes, (observed, trend, seasonal, resid), ("log price", "trend", "seasonal", "residual"), strict=True):
+    for ax, values, label in zip(
+        axes, (observed, trend, seasonal, resid), ("log price", "trend", "seasonal", "residual"), strict=True
+    ):
         ax.plot(ds, values, linewidth=0.8, color="black" if label == "log price" else None)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

@@ -14,7 +14,17 @@ from pipeline.cli import UserError
 
 BASELINE = "naive"  # the model every other is compared with (the contract's random walk)
 ALPHA = 0.05  # significance level at which a model "beats" the baseline (Diebold-Mariano)
-METRIC_KEYS = ("rmse", "mae", "mape", "mase", "directional_accuracy", "rmse_vs_naive", "dm_stat_vs_naive", "dm_pvalue_vs_naive", "n_forecasts")
+METRIC_KEYS = (
+    "rmse",
+    "mae",
+    "mape",
+    "mase",
+    "directional_accuracy",
+    "rmse_vs_naive",
+    "dm_stat_vs_naive",
+    "dm_pvalue_vs_naive",
+    "n_forecasts",
+)
 REQUIRED_COLUMNS = ("unique_id", "ds", "fold", "y", "y_hat")
 
 
@@ -41,7 +51,9 @@ def fold_scales(context: pd.DataFrame, folds: dict[str, list[dict]]) -> pd.DataF
             raise UserError(f"{paths.FOLDS}: series {uid} is not in {paths.PRICES} (rerun `dvc repro split`)")
         rows = by_series[uid]
         for entry in entries:
-            inside = (rows["ds"] >= pd.Timestamp(entry["history_start"])) & (rows["ds"] <= pd.Timestamp(entry["train_end"]))
+            inside = (rows["ds"] >= pd.Timestamp(entry["history_start"])) & (
+                rows["ds"] <= pd.Timestamp(entry["train_end"])
+            )
             train = rows.loc[inside, "price"].to_numpy()
             if len(train) < 2:
                 raise UserError(f"{paths.FOLDS}: {uid} fold {entry['fold']}: fewer than two train prices")
@@ -61,7 +73,9 @@ def forecast_rows(tables: dict[str, pd.DataFrame], context: pd.DataFrame, scales
     frames = [_checked(model, table, context, scales) for model, table in sorted(tables.items())]
     rows = pd.concat(frames, ignore_index=True)
     if BASELINE in tables:
-        baseline = rows.loc[rows["model"] == BASELINE, ["unique_id", "ds", "y_hat"]].rename(columns={"y_hat": "y_hat_naive"})
+        baseline = rows.loc[rows["model"] == BASELINE, ["unique_id", "ds", "y_hat"]].rename(
+            columns={"y_hat": "y_hat_naive"}
+        )
         rows = rows.merge(baseline, on=["unique_id", "ds"], how="left", validate="many_to_one")
     else:
         rows["y_hat_naive"] = np.nan
@@ -76,7 +90,9 @@ def _checked(model: str, table: pd.DataFrame, context: pd.DataFrame, scales: pd.
         raise UserError(f"{source}: column 'ds' must hold dates, got {table['ds'].dtype}")
     has_interval = {"y_lo", "y_hi"} & set(table.columns)
     if len(has_interval) == 1:
-        raise UserError(f"{source}: column {has_interval.pop()!r} needs its partner (an interval has both y_lo and y_hi)")
+        raise UserError(
+            f"{source}: column {has_interval.pop()!r} needs its partner (an interval has both y_lo and y_hi)"
+        )
     value_columns = ["y", "y_hat"] + (["y_lo", "y_hi"] if has_interval else [])
     for column in value_columns:
         bad = int((~np.isfinite(table[column].to_numpy("float64"))).sum())
@@ -91,18 +107,29 @@ def _checked(model: str, table: pd.DataFrame, context: pd.DataFrame, scales: pd.
     unknown = rows["price"].isna()
     if unknown.any():
         first = rows.loc[unknown].iloc[0]
-        raise UserError(f"{source}: {int(unknown.sum())} forecasts are for days not in {paths.PRICES} (first: {first['unique_id']} {first['ds']:%Y-%m-%d})")
+        raise UserError(
+            f"{source}: {int(unknown.sum())} forecasts are for days not in {paths.PRICES} "
+            f"(first: {first['unique_id']} {first['ds']:%Y-%m-%d})"
+        )
     no_previous = rows["y_prev"].isna()
     if no_previous.any():
         first = rows.loc[no_previous].iloc[0]
-        raise UserError(f"{source}: forecast for {first['unique_id']} on {first['ds']:%Y-%m-%d}, the series' first day, has no previous price")
+        raise UserError(
+            f"{source}: forecast for {first['unique_id']} on {first['ds']:%Y-%m-%d}, "
+            "the series' first day, has no previous price"
+        )
     mismatch = ~np.isclose(rows["y"].to_numpy(), rows["price"].to_numpy(), rtol=1e-9, atol=0)
     if mismatch.any():
-        raise UserError(f"{source}: column 'y' differs from the target price in {paths.PRICES} on {int(mismatch.sum())} rows (rerun the model's stage)")
+        raise UserError(
+            f"{source}: column 'y' differs from the target price in {paths.PRICES} on {int(mismatch.sum())} rows "
+            "(rerun the model's stage)"
+        )
     rows = rows.merge(scales, on=["unique_id", "fold"], how="left", validate="many_to_one")
     if rows["scale"].isna().any():
         first = rows.loc[rows["scale"].isna()].iloc[0]
-        raise UserError(f"{source}: fold {first['fold']} of {first['unique_id']} is not in {paths.FOLDS} (rerun the model's stage)")
+        raise UserError(
+            f"{source}: fold {first['fold']} of {first['unique_id']} is not in {paths.FOLDS} (rerun the model's stage)"
+        )
     for column in ("y_lo", "y_hi"):
         if column not in rows:
             rows[column] = np.nan

@@ -33,7 +33,9 @@ def fold_indices(n_days: int, split: SplitParams) -> list[tuple[range, range]]:
     splitter = TimeSeriesSplit(
         n_splits=split.n_windows, test_size=split.test_size, gap=split.gap, max_train_size=split.max_train_size
     )
-    return [(range(train[0], train[-1] + 1), range(test[0], test[-1] + 1)) for train, test in splitter.split(range(n_days))]
+    return [
+        (range(train[0], train[-1] + 1), range(test[0], test[-1] + 1)) for train, test in splitter.split(range(n_days))
+    ]
 
 
 def make_folds(prices: pd.DataFrame, split: SplitParams) -> dict[str, list[dict]]:

@@ -21,7 +21,8 @@ from pipeline.params import load_params
 from pipeline.tracking import store
 from pipeline.tracking.provenance import ModelOutputs, model_outputs
 
-REPORTS = (paths.METRICS, paths.EVALUATION, paths.LEADERBOARD, paths.PLOTS, paths.DIAGNOSTICS)  # the comparison's artifacts
+# The comparison run's artifacts.
+REPORTS = (paths.METRICS, paths.EVALUATION, paths.LEADERBOARD, paths.PLOTS, paths.DIAGNOSTICS)
 
 
 def receipt(experiment: str, tracking: bool, outputs: list[ModelOutputs], champions: dict[str, str]) -> dict:
@@ -32,12 +33,13 @@ def receipt(experiment: str, tracking: bool, outputs: list[ModelOutputs], champi
 
 def main() -> None:
     params = load_params()
+    on = store.enabled()
+    if on:  # an unreachable server fails first, in about a second, before mlflow is imported
+        root, uri = store.connect()
     report, evaluation = io.read_json(paths.METRICS), io.read_json(paths.EVALUATION)
     outputs = [model_outputs(name) for name in report["models"]]
     champions = scoring.champions(report)
-    on = store.enabled()
     if on:
-        root, uri = store.connect()  # an unreachable server fails here, before mlflow is imported
         from pipeline.tracking import session
 
         session.log(root, uri, params, report, evaluation, outputs, champions, [p for p in REPORTS if p.exists()])

@@ -53,9 +53,18 @@ def build_models(stage: str, params: Params) -> dict:
     p, f = params.lstm, params.features
     return {
         "lstm": Recurrent(
-            cell=p.cell, units=tuple(p.units), dropout=p.dropout, epochs=p.epochs, batch_size=p.batch_size,
-            learning_rate=p.learning_rate, patience=p.patience, validation_fraction=p.validation_fraction,
-            seed=p.seed, warm_start=p.warm_start, n_lags=f.n_lags, target=f.target,
+            cell=p.cell,
+            units=tuple(p.units),
+            dropout=p.dropout,
+            epochs=p.epochs,
+            batch_size=p.batch_size,
+            learning_rate=p.learning_rate,
+            patience=p.patience,
+            validation_fraction=p.validation_fraction,
+            seed=p.seed,
+            warm_start=p.warm_start,
+            n_lags=f.n_lags,
+            target=f.target,
         )
     }
 

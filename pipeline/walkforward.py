@@ -77,8 +77,12 @@ def with_inputs(series: dict[str, Series], table: pd.DataFrame, columns: list[st
         if uid in rows:
             frame = rows[uid]
             at = np.searchsorted(s.ds, frame["ds"].to_numpy("datetime64[ns]"))
-            if (at >= len(s.ds)).any() or not np.array_equal(s.ds[np.minimum(at, len(s.ds) - 1)], frame["ds"].to_numpy("datetime64[ns]")):
-                raise UserError(f"{paths.WINDOWS}: {uid} has rows for days not in {paths.PRICES} (rerun `dvc repro features`)")
+            if (at >= len(s.ds)).any() or not np.array_equal(
+                s.ds[np.minimum(at, len(s.ds) - 1)], frame["ds"].to_numpy("datetime64[ns]")
+            ):
+                raise UserError(
+                    f"{paths.WINDOWS}: {uid} has rows for days not in {paths.PRICES} (rerun `dvc repro features`)"
+                )
             inputs[at] = frame[columns].to_numpy("float64")
         out[uid] = Series(uid, s.ds, s.price, inputs)
     return out
@@ -92,14 +96,25 @@ def folds_from_json(folds: dict[str, list[dict]], series: dict[str, Series]) -> 
             raise UserError(f"{paths.FOLDS}: series {unique_id} is not in the prices table (rerun `dvc repro split`)")
         days = series[unique_id].ds
 
-        def position(day: str, days=days) -> int:
+        def position(day: str, days=days, unique_id=unique_id) -> int:
             i = int(np.searchsorted(days, np.datetime64(day, "ns")))
             if i >= len(days) or days[i] != np.datetime64(day, "ns"):
-                raise UserError(f"{paths.FOLDS}: fold date {day} is not a trading day of {unique_id} (rerun `dvc repro split`)")
+                raise UserError(
+                    f"{paths.FOLDS}: fold date {day} is not a trading day of {unique_id} (rerun `dvc repro split`)"
+                )
             return i
 
         for entry in entries:
-            out.append(Fold(unique_id, entry["fold"], position(entry["history_start"]), position(entry["train_end"]), position(entry["test_start"]), position(entry["test_end"])))
+            out.append(
+                Fold(
+                    unique_id,
+                    entry["fold"],
+                    position(entry["history_start"]),
+                    position(entry["train_end"]),
+                    position(entry["test_start"]),
+                    position(entry["test_end"]),
+                )
+            )
     return out
 
 
@@ -200,9 +215,13 @@ def _dask_client(params: ParallelParams):
     with (
         # The scheduler's HTTP server (health checks) on a free loopback port, without the dashboard.
         LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
-        ) as cluster,  # fmt: skip
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": False},
+        ) as cluster,
         Client(cluster, set_as_default=False) as client,
     ):
         yield client
@@ -234,7 +253,11 @@ def _check_reachable(address: str, key: str) -> None:
 
 
 def walk_forward(
-    model, prices: pd.DataFrame, folds: dict[str, list[dict]], n_jobs: int = 1, label: str = "walk-forward",
+    model,
+    prices: pd.DataFrame,
+    folds: dict[str, list[dict]],
+    n_jobs: int = 1,
+    label: str = "walk-forward",
     inputs: tuple[pd.DataFrame, list[str]] | None = None,
 ) -> tuple[pd.DataFrame, list]:
     """Forecast every test day of every fold of every series with `model`.
@@ -248,7 +271,9 @@ def walk_forward(
     if inputs is not None:
         series = with_inputs(series, *inputs)
     tasks = _tasks(model, series, folds_from_json(folds, series))
-    results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(joblib.delayed(_run_task)(model, s, fs) for s, fs in tasks)
+    results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
+        joblib.delayed(_run_task)(model, s, fs) for s, fs in tasks
+    )
     frames, fitted = [], []
     for (_, task_folds), task_result in zip(tasks, _progress(results, len(tasks), label), strict=True):
         for fold, (frame, fit) in zip(task_folds, task_result, strict=True):

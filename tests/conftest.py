@@ -40,7 +40,9 @@ def stage_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
-def run_in(repo: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_in(
+    repo: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run a command in `repo` with `stage_env(env)`; `python` means this venv's Python."""
     argv = [sys.executable if args[0] == "python" else args[0], *args[1:]]
     return subprocess.run(argv, cwd=repo, env=stage_env(env), capture_output=True, text=True, timeout=timeout)
@@ -65,7 +67,11 @@ for line in sys.stdin:
     pid = os.fork()
     if pid == 0:
         os.environ.update(request["env"])
-        for fd, name, flags in ((0, os.devnull, os.O_RDONLY), (1, request["stdout"], os.O_WRONLY), (2, request["stderr"], os.O_WRONLY)):
+        for fd, name, flags in (
+            (0, os.devnull, os.O_RDONLY),
+            (1, request["stdout"], os.O_WRONLY),
+            (2, request["stderr"], os.O_WRONLY),
+        ):
             os.dup2(os.open(name, flags), fd)
         sys.argv = [request["module"], *request["args"]]
         code = 0
@@ -98,8 +104,13 @@ class WarmRunner:
 
     def __init__(self, repo: Path, env: dict[str, str] | None = None, preload: tuple[str, ...] = PRELOAD):
         self.server = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, *preload], cwd=repo, env=stage_env(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )  # fmt: skip
+            [sys.executable, "-c", _SERVER, *preload],
+            cwd=repo,
+            env=stage_env(env),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.scratch = Path(tempfile.mkdtemp(prefix="warm-runner-"))
 
     def __call__(self, module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -113,7 +124,9 @@ class WarmRunner:
         if not reply:
             raise RuntimeError(f"warm runner died (exit status {self.server.wait()})")
         returncode = json.loads(reply)
-        return subprocess.CompletedProcess(["python", "-m", module, *args], returncode, out.read_text(), err.read_text())
+        return subprocess.CompletedProcess(
+            ["python", "-m", module, *args], returncode, out.read_text(), err.read_text()
+        )
 
     def close(self) -> None:
         self.server.stdin.close()
@@ -135,7 +148,10 @@ def sample_csv(n_rows: int = 200) -> str:
     close = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, n_rows)))
     days = pd.bdate_range("2020-01-01", periods=n_rows).strftime("%Y-%m-%d")
     lines = ["Date,Open,High,Low,Close,Adj Close,Volume"]
-    lines += [f"{d},{c:.4f},{c * 1.01:.4f},{c * 0.99:.4f},{c:.4f},{c:.4f},{1000 + i}" for i, (d, c) in enumerate(zip(days, close))]
+    lines += [
+        f"{d},{c:.4f},{c * 1.01:.4f},{c * 0.99:.4f},{c:.4f},{c:.4f},{1000 + i}"
+        for i, (d, c) in enumerate(zip(days, close, strict=True))
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_models import ar2_log_prices
 from threadpoolctl import threadpool_limits
 
 from pipeline.cli import UserError
 from pipeline.models.arima import SCALE, Arima
-
-from test_models import ar2_log_prices
 
 T, STEPS = 600, 20  # fit on the first T days, forecast the next STEPS
 Y = ar2_log_prices(T + STEPS, seed=3)
@@ -68,7 +67,9 @@ def test_no_converging_order_is_a_clear_error():
 
 def test_a_fixed_order_that_cannot_be_fitted_is_a_clear_error():
     flat = np.full(300, np.log(100.0))
-    with pytest.raises(UserError, match=r"^arima\.order: ARIMA\(1, 1, 1\) could not be fitted on a train part of 300 prices: "):
+    with pytest.raises(
+        UserError, match=r"^arima\.order: ARIMA\(1, 1, 1\) could not be fitted on a train part of 300 prices: "
+    ):
         Arima(order=[1, 1, 1]).fit(flat)
 
 

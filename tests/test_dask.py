@@ -42,9 +42,13 @@ class KeysSeen(SchedulerPlugin):
 @pytest.fixture(scope="module")
 def cluster():
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
-    ) as cluster:  # fmt: skip
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
+    ) as cluster:
         yield cluster
 
 
@@ -67,7 +71,9 @@ def _client():
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_cluster_predictions_are_the_serial_bytes_and_series_are_scattered_once(cluster, data, name, tmp_path, monkeypatch):
+def test_cluster_predictions_are_the_serial_bytes_and_series_are_scattered_once(
+    cluster, data, name, tmp_path, monkeypatch
+):
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     prices, folds = data
     model = MODELS[name]()
@@ -132,17 +138,25 @@ def test_an_unreachable_scheduler_is_a_quick_error_naming_where_the_address_came
     if env:
         monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
     start = time.perf_counter()
-    with pytest.raises(UserError, match=f"^{named}: cannot reach the Dask scheduler at {address}"):
-        with parallel_backend(ParallelParams(backend="dask", scheduler_address=address if param else None)):
-            pass
+    with (
+        pytest.raises(UserError, match=f"^{named}: cannot reach the Dask scheduler at {address}"),
+        parallel_backend(ParallelParams(backend="dask", scheduler_address=address if param else None)),
+    ):
+        pass
     assert time.perf_counter() - start < 10
 
 
-@pytest.mark.parametrize(("address", "problem"), [("127.0.0.1", "missing port"), ("http://127.0.0.1:8786", "unknown scheme 'http'")])
+@pytest.mark.parametrize(
+    ("address", "problem"), [("127.0.0.1", "missing port"), ("http://127.0.0.1:8786", "unknown scheme 'http'")]
+)
 def test_a_malformed_address_is_an_error_naming_the_key(address, problem):
-    with pytest.raises(UserError, match=f"^parallel.scheduler_address: not a Dask scheduler address: '{address}': {problem}"):
-        with parallel_backend(ParallelParams(backend="dask", scheduler_address=address)):
-            pass
+    with (
+        pytest.raises(
+            UserError, match=f"^parallel.scheduler_address: not a Dask scheduler address: '{address}': {problem}"
+        ),
+        parallel_backend(ParallelParams(backend="dask", scheduler_address=address)),
+    ):
+        pass
 
 
 def test_a_scheduler_address_without_the_dask_backend_is_a_params_error():

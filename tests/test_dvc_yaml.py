@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.models.store import FAMILIES
+
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 # `pipeline.train <family>` imports one model family's module (lazily, by family).
@@ -18,17 +20,36 @@ FAMILY = {
 
 
 def _imports(module: str) -> set[str]:
-    """The `pipeline` modules `module` imports anywhere in its body (lazy imports included)."""
+    """The `pipeline` modules `module` imports anywhere in its body (lazy imports included),
+    plus the two ways code is loaded without an import statement: a sibling file named as a
+    string (`"served.py"`, which MLflow runs as a model from code), and the model families the
+    model loader imports by `pipeline.models.store.FAMILIES`."""
     path = ROOT / (module.replace(".", "/") + ".py")
     found = set()
+    if module == "pipeline.models.loader":
+        found |= {family_module for family_module, _ in FAMILIES.values()}
     for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith((".py", ".yaml")):
+            sibling = path.with_name(node.value)
+            if sibling.is_file() and sibling != path:
+                found.add(_module_of(sibling))
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pipeline"):
             for alias in node.names:
                 candidate = f"{node.module}.{alias.name}"
                 found.add(candidate if (ROOT / (candidate.replace(".", "/") + ".py")).exists() else node.module)
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.startswith("pipeline.")}
-    return {name for name in found if (ROOT / (name.replace(".", "/") + ".py")).exists()}
+    return {name for name in found if _file_of(name).exists()}
+
+
+def _module_of(path: Path) -> str:
+    """`pipeline/x.py` -> `pipeline.x`; a data file (`pipeline/text.yaml`) keeps its path."""
+    relative = path.relative_to(ROOT).as_posix()
+    return relative[: -len(".py")].replace("/", ".") if relative.endswith(".py") else relative
+
+
+def _file_of(name: str) -> Path:
+    return ROOT / name if "/" in name else ROOT / (name.replace(".", "/") + ".py")
 
 
 def _closure(module: str, family: str | None) -> set[str]:
@@ -38,8 +59,10 @@ def _closure(module: str, family: str | None) -> set[str]:
         if current in seen:
             continue
         seen.add(current)
+        if "/" in current:  # a data file: it imports nothing
+            continue
         for name in _imports(current):
-            other_family = name in FAMILY.values() and name != family
+            other_family = family is not None and name in FAMILY.values() and name != family
             if not other_family:
                 todo.append(name)
     return seen
@@ -51,6 +74,7 @@ def test_stage_lists_exactly_the_code_it_imports(stage):
     assert words[:2] == ["python", "-m"], STAGES[stage]["cmd"]
     module = words[2]
     family = FAMILY.get(words[3]) if len(words) > 3 else None
-    expected = {name.replace(".", "/") + ".py" for name in _closure(module, family)} - {"pipeline/__init__.py"}
+    expected = {_file_of(name).relative_to(ROOT).as_posix() for name in _closure(module, family)}
+    expected -= {"pipeline/__init__.py"}
     listed = {dep for dep in STAGES[stage]["deps"] if dep.startswith("pipeline/")}
     assert listed == expected

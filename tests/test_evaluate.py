@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import run_in
+
 from pipeline import diagnostics, evaluate, io, leaderboard, plots, scoring
 from pipeline.cli import UserError
 
@@ -24,7 +24,10 @@ def make_prices() -> pd.DataFrame:
     walk_a = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, N_DAYS)))
     walk_b = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, N_DAYS)))
     walk_b[-5] = walk_b[-6]  # a day without a move
-    frames = [pd.DataFrame({"unique_id": uid, "ds": ds, "close": price}) for uid, price in (("AAA", walk_a), ("BBB", walk_b), ("FLAT", np.full(N_DAYS, 10.0)))]
+    frames = [
+        pd.DataFrame({"unique_id": uid, "ds": ds, "close": price})
+        for uid, price in (("AAA", walk_a), ("BBB", walk_b), ("FLAT", np.full(N_DAYS, 10.0)))
+    ]
     return pd.concat(frames, ignore_index=True).astype({"unique_id": "str"})
 
 
@@ -35,7 +38,16 @@ def make_folds(prices: pd.DataFrame) -> dict:
         folds[uid] = []
         for k in range(2):
             test_start = N_DAYS - (2 - k) * TEST_SIZE
-            folds[uid].append({"fold": k, "history_start": days[0], "train_start": days[1], "train_end": days[test_start - 1], "test_start": days[test_start], "test_end": days[test_start + TEST_SIZE - 1]})
+            folds[uid].append(
+                {
+                    "fold": k,
+                    "history_start": days[0],
+                    "train_start": days[1],
+                    "train_end": days[test_start - 1],
+                    "test_start": days[test_start],
+                    "test_end": days[test_start + TEST_SIZE - 1],
+                }
+            )
     return folds
 
 
@@ -45,7 +57,17 @@ def make_tables(prices: pd.DataFrame) -> dict[str, pd.DataFrame]:
     for uid, rows in prices.groupby("unique_id", sort=True):
         price = rows["close"].to_numpy()
         start = N_DAYS - 2 * TEST_SIZE
-        frames.append(pd.DataFrame({"unique_id": uid, "ds": rows["ds"].to_numpy()[start:], "fold": np.repeat([0, 1], TEST_SIZE), "y": price[start:], "y_prev": price[start - 1 : -1]}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "unique_id": uid,
+                    "ds": rows["ds"].to_numpy()[start:],
+                    "fold": np.repeat([0, 1], TEST_SIZE),
+                    "y": price[start:],
+                    "y_prev": price[start - 1 : -1],
+                }
+            )
+        )
     base = pd.concat(frames, ignore_index=True).astype({"unique_id": "str"})
     naive = base.assign(y_hat=base["y_prev"])
     drift = base.assign(y_hat=base["y_prev"] * 1.001, y_lo=base["y_prev"] * 0.98, y_hi=base["y_prev"] * 1.02)
@@ -54,7 +76,12 @@ def make_tables(prices: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {"naive": naive[columns], "mymodel": drift[columns + ["y_lo", "y_hi"]], "oracle": oracle[columns]}
 
 
-MYMODEL_METADATA = {"model": "mymodel", "stage": "test", "n_params": 1313, "parameter_counts": {"lstm W_xh": 128, "lstm W_hh": 1024, "lstm b": 128, "dense W_hy": 32, "dense b": 1}}
+MYMODEL_METADATA = {
+    "model": "mymodel",
+    "stage": "test",
+    "n_params": 1313,
+    "parameter_counts": {"lstm W_xh": 128, "lstm W_hh": 1024, "lstm b": 128, "dense W_hy": 32, "dense b": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +103,10 @@ def test_metrics_report_has_the_contract_shape_and_valid_json(rows):
     assert list(report) == ["models", "series"]
     assert list(report["models"]) == ["mymodel", "naive", "oracle"]
     assert list(report["series"]) == ["AAA", "BBB", "FLAT"]
-    for scores in [*report["models"].values(), *(s for by_model in report["series"].values() for s in by_model.values())]:
+    for scores in [
+        *report["models"].values(),
+        *(s for by_model in report["series"].values() for s in by_model.values()),
+    ]:
         assert tuple(scores) == scoring.METRIC_KEYS
         assert all(v is None or type(v) is float for k, v in scores.items() if k != "n_forecasts")
         assert type(scores["n_forecasts"]) is int
@@ -141,17 +171,25 @@ def test_pairwise_dm_is_antisymmetric(rows):
     assert sorted(pairs) == ["mymodel", "naive", "oracle"]
     assert pairs["oracle"]["naive"]["dm_stat"] == pytest.approx(-pairs["naive"]["oracle"]["dm_stat"])
     assert pairs["oracle"]["naive"]["dm_pvalue"] == pytest.approx(pairs["naive"]["oracle"]["dm_pvalue"])
-    assert pairs["oracle"]["naive"]["dm_stat"] == pytest.approx(evaluate.metrics_report(rows)["models"]["oracle"]["dm_stat_vs_naive"])
+    assert pairs["oracle"]["naive"]["dm_stat"] == pytest.approx(
+        evaluate.metrics_report(rows)["models"]["oracle"]["dm_stat_vs_naive"]
+    )
 
 
 def test_leaderboard_names_every_model_and_says_who_beats_naive(rows, inputs):
     _, folds, context, _ = inputs
     report = evaluate.metrics_report(rows)
-    stats = {uid: diagnostics.series_stats(g["ds"].to_numpy(), np.log(g["price"].to_numpy()), 10)[0] for uid, g in context.groupby("unique_id")}
+    stats = {
+        uid: diagnostics.series_stats(g["ds"].to_numpy(), np.log(g["price"].to_numpy()), 10)[0]
+        for uid, g in context.groupby("unique_id")
+    }
     diagnosed = {"seasonal_period": 10, "series": stats}
     details = {
-        "baseline": "naive", "alpha": 0.05, "models": evaluate.model_details(rows, {"mymodel": MYMODEL_METADATA}),
-        "folds": evaluate.fold_report(rows), "dm_pairwise": evaluate.pairwise_dm(rows),
+        "baseline": "naive",
+        "alpha": 0.05,
+        "models": evaluate.model_details(rows, {"mymodel": MYMODEL_METADATA}),
+        "folds": evaluate.fold_report(rows),
+        "dm_pairwise": evaluate.pairwise_dm(rows),
     }
     page = leaderboard.render(report, details, folds, [], diagnosed)
     assert "Beats the naive random walk at the 5% level: oracle" in page
@@ -200,7 +238,9 @@ def _write_inputs(repo):
     io.write_table(prices, repo / "data/prices.parquet")
     io.write_json(make_folds(prices), repo / "data/folds.json")
     for model, table in make_tables(prices).items():
-        io.write_table(table, repo / f"data/predictions/{model}.parquet", metadata=MYMODEL_METADATA if model == "mymodel" else None)
+        io.write_table(
+            table, repo / f"data/predictions/{model}.parquet", metadata=MYMODEL_METADATA if model == "mymodel" else None
+        )
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["evaluate"] = {"zoom_days": 10}
     params["diagnostics"] = {"seasonal_period": 10}
@@ -208,7 +248,11 @@ def _write_inputs(repo):
 
 
 def _digests(root):
-    return {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_the_stage_writes_every_report_and_a_rerun_is_byte_identical(repo_copy, monkeypatch):
@@ -219,8 +263,16 @@ def test_the_stage_writes_every_report_and_a_rerun_is_byte_identical(repo_copy, 
     result = run_in(repo_copy, "python", "-m", "pipeline.evaluate")
     assert result.returncode == 0, result.stderr
     first = _digests(repo_copy / "reports")
-    assert {"metrics.json", "evaluation.json", "leaderboard.md", "plots/rmse_by_fold.csv", "plots/forecast/AAA.csv", "plots/cumulative/BBB.csv",
-            "plots/images/zoom_FLAT.png", "diagnostics/decomposition_AAA.png"} <= set(first)
+    assert {
+        "metrics.json",
+        "evaluation.json",
+        "leaderboard.md",
+        "plots/rmse_by_fold.csv",
+        "plots/forecast/AAA.csv",
+        "plots/cumulative/BBB.csv",
+        "plots/images/zoom_FLAT.png",
+        "diagnostics/decomposition_AAA.png",
+    } <= set(first)
     assert "plots/images/forecast_GONE.png" not in first  # stale figures are removed
     metrics = json.loads((repo_copy / "reports/metrics.json").read_text())
     assert list(metrics["models"]) == ["mymodel", "naive", "oracle"]

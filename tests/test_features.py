@@ -30,7 +30,11 @@ def test_transform_and_lookback():
 def _prices():
     days = pd.bdate_range("2020-01-01", periods=6).astype("datetime64[ns]")
     return pd.DataFrame(
-        {"unique_id": ["A"] * 6 + ["B"] * 6, "ds": list(days) * 2, "close": [1, 2, 4, 8, 16, 32, 10, 20, 30, 40, 50, 60.0]}
+        {
+            "unique_id": ["A"] * 6 + ["B"] * 6,
+            "ds": list(days) * 2,
+            "close": [1, 2, 4, 8, 16, 32, 10, 20, 30, 40, 50, 60.0],
+        }
     )
 
 

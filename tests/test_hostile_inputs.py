@@ -33,7 +33,7 @@ from pipeline.cli import UserError
 from pipeline.ingest import validate_ticker
 
 CSV = "input/acme.csv"  # the series id is the file stem: ACME
-# Tiny but valid: 200 rows -> 194 windows of 5 lags; 2 folds of 10 test days need 40.
+# Tiny but valid: 200 rows -> 194 windows of 5 lags; 2 folds of 10 test days need 40 days.
 GOOD_PARAMS = {
     "data": {"source": "csv", "path": CSV},
     "features": {"n_lags": 5},
@@ -113,38 +113,134 @@ CASES = [
     Case("missing-date-column", (CSV, "missing date column"), csv=drop_column("Date")),
     Case("missing-price-column", (CSV, "missing price column"), csv=only_columns("Date", "Volume")),
     Case("unparseable-date", (CSV, "column 'ds'", "'2020-13-45' on row 7"), csv=edit(7, "Date", "2020-13-45")),
-    Case("mixed-date-formats", (CSV, "column 'ds'", "inconsistent date '01/13/2020' on row 9"), csv=edit(9, "Date", "01/13/2020")),
-    Case("non-numeric-price", (CSV, "column 'close'", "non-numeric value 'n/a!' on row 12"), csv=edit(12, "Close", "n/a!")),
+    Case(
+        "mixed-date-formats",
+        (CSV, "column 'ds'", "inconsistent date '01/13/2020' on row 9"),
+        csv=edit(9, "Date", "01/13/2020"),
+    ),
+    Case(
+        "non-numeric-price",
+        (CSV, "column 'close'", "non-numeric value 'n/a!' on row 12"),
+        csv=edit(12, "Close", "n/a!"),
+    ),
     Case("negative-price", (CSV, "column 'adj_close'", "must be positive", "-3.5"), csv=edit(20, "Adj Close", "-3.5")),
     Case("huge-price", (CSV, "column 'close'", "below 1e+12", "1e+300"), csv=edit(30, "Close", "1e300")),
     Case("all-target-nan", (CSV, "column 'adj_close'", "no values"), csv=all_target_nan()),
     Case("duplicate-dates", (CSV, "duplicate date 2020-01-07 for series ACME"), csv=edit(6, "Date", "2020-01-07")),
     Case("single-row", (CSV, "series ACME has fewer than 2 rows"), csv="\n".join(sample_csv().splitlines()[:2]) + "\n"),
-    Case("too-few-rows-for-windows", ("features.n_lags", "series ACME has 5"), csv="\n".join(sample_csv().splitlines()[:6]) + "\n", stages=(("ingest",), ("features",))),
-    Case("too-few-rows-for-folds", ("split.test_size", "need 40 windows", "has 24", "series ACME"), csv="\n".join(sample_csv().splitlines()[:31]) + "\n", stages=(("ingest",), ("features",), ("split",))),
-    Case("non-utf8-bytes", (CSV, "not UTF-8 text (byte 0xe9 on line 5)"), csv=edit(4, "Volume", "caf\udce9").encode("utf-8", "surrogateescape")),
+    Case(
+        "too-few-rows-for-windows",
+        ("features.n_lags", "series ACME has 5"),
+        csv="\n".join(sample_csv().splitlines()[:6]) + "\n",
+        stages=(("ingest",), ("features",)),
+    ),
+    Case(
+        "too-few-rows-for-folds",
+        ("split.test_size", "need 40 days", "has 30", "series ACME"),
+        csv="\n".join(sample_csv().splitlines()[:31]) + "\n",
+        stages=(("ingest",), ("features",), ("split",)),
+    ),
+    Case(
+        "non-utf8-bytes",
+        (CSV, "not UTF-8 text (byte 0xe9 on line 5)"),
+        csv=edit(4, "Volume", "caf\udce9").encode("utf-8", "surrogateescape"),
+    ),
     Case("ragged-row", (CSV, "malformed CSV"), csv=edit(8, "Volume", "1,2,3")),
     Case("ticker-with-slash", (CSV, "invalid ticker 'A/B'"), csv=long_file("A/B")),
     Case("ticker-with-dotdot", (CSV, "invalid ticker '../../etc'"), csv=long_file("../../etc")),
     # params
-    Case("unknown-key", ("params.yaml", "split.n_fold", "unknown key"), params={"split": {"n_fold": 3}}, stages=(("split",),)),
-    Case("wrong-type", ("params.yaml", "features.n_lags", "expected an integer", "'five'"), params={"features": {"n_lags": "five"}}, stages=(("features",),)),
-    Case("n-lags-zero", ("params.yaml", "features.n_lags", "must be >= 1, got 0"), params={"features": {"n_lags": 0}}, stages=(("features",),)),
-    Case("negative-folds", ("params.yaml", "split.n_windows", "must be >= 2, got -2"), params={"split": {"n_windows": -2}}, stages=(("split",),)),
-    Case("test-size-too-large", ("split.test_size", "2 folds x 100 test days", "the series has 194"), params={"split": {"test_size": 100}}, stages=(("split",),)),
-    Case("unknown-estimator", ("params.yaml", "sklearn.estimator", "expected one of ridge"), params={"sklearn": {"estimator": "xgboost"}}, stages=(("train", "sklearn"),)),
-    Case("unknown-cell", ("params.yaml", "lstm.cell", "expected one of lstm"), params={"lstm": {"cell": "transformer"}}, stages=(("train", "lstm"),)),
-    Case("bad-arima-order", ("params.yaml", "arima.order", "three non-negative integers"), params={"arima": {"order": [1, 1]}}, stages=(("train", "arima"),)),
-    Case("ticker-in-params", ("data.tickers", "invalid ticker '../../x'"), params={"data": {"source": "yfinance", "tickers": ["../../x"]}}),
-    Case("lstm-units-empty", ("params.yaml", "lstm.units", "at least one layer"), params={"lstm": {"units": []}}, stages=(("train", "lstm"),)),
+    Case(
+        "unknown-key",
+        ("params.yaml", "split.n_fold", "unknown key"),
+        params={"split": {"n_fold": 3}},
+        stages=(("split",),),
+    ),
+    Case(
+        "wrong-type",
+        ("params.yaml", "features.n_lags", "expected an integer", "'five'"),
+        params={"features": {"n_lags": "five"}},
+        stages=(("features",),),
+    ),
+    Case(
+        "n-lags-zero",
+        ("params.yaml", "features.n_lags", "must be >= 1, got 0"),
+        params={"features": {"n_lags": 0}},
+        stages=(("features",),),
+    ),
+    Case(
+        "negative-folds",
+        ("params.yaml", "split.n_windows", "must be >= 2, got -2"),
+        params={"split": {"n_windows": -2}},
+        stages=(("split",),),
+    ),
+    Case(
+        "test-size-too-large",
+        ("split.test_size", "2 folds x 100 test days", "the series has 200"),
+        params={"split": {"test_size": 100}},
+        stages=(("split",),),
+    ),
+    Case(
+        "unknown-estimator",
+        ("params.yaml", "sklearn.estimator", "expected one of ridge"),
+        params={"sklearn": {"estimator": "xgboost"}},
+        stages=(("train", "sklearn"),),
+    ),
+    Case(
+        "unknown-cell",
+        ("params.yaml", "lstm.cell", "expected one of lstm"),
+        params={"lstm": {"cell": "transformer"}},
+        stages=(("train", "lstm"),),
+    ),
+    Case(
+        "bad-arima-order",
+        ("params.yaml", "arima.order", "three non-negative integers"),
+        params={"arima": {"order": [1, 1]}},
+        stages=(("train", "arima"),),
+    ),
+    Case(
+        "ticker-in-params",
+        ("data.tickers", "invalid ticker '../../x'"),
+        params={"data": {"source": "yfinance", "tickers": ["../../x"]}},
+    ),
+    Case(
+        "lstm-units-empty",
+        ("params.yaml", "lstm.units", "at least one layer"),
+        params={"lstm": {"units": []}},
+        stages=(("train", "lstm"),),
+    ),
     # environment
     Case("missing-input-file", ("input/nope.csv", "file not found"), params={"data": {"path": "input/nope.csv"}}),
-    Case("missing-upstream-output", ("data/prices.parquet", "file not found", "dvc repro"), setup=delete_prices, stages=(("features",),)),
-    Case("corrupt-upstream-output", ("data/prices.parquet", "not a readable Parquet file"), setup=garble_prices, stages=(("features",),)),
+    Case(
+        "missing-upstream-output",
+        ("data/prices.parquet", "file not found", "dvc repro"),
+        setup=delete_prices,
+        stages=(("features",),),
+    ),
+    Case(
+        "corrupt-upstream-output",
+        ("data/prices.parquet", "not a readable Parquet file"),
+        setup=garble_prices,
+        stages=(("features",),),
+    ),
     Case("truncated-folds", ("data/folds.json", "not valid JSON"), setup=truncate_folds, stages=(("train", "naive"),)),
-    Case("mlflow-server-down", ("MLFLOW_TRACKING_URI", "cannot reach", "127.0.0.1:9"), env={"STOCKCAST_TRACKING": "on", "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}, stages=(("train", "naive"),)),
-    Case("read-only-output-dir", ("data/prices.parquet", "cannot write", "Permission denied"), setup=read_only_data, confine="read-only"),
-    Case("disk-full", ("data/windows.parquet", "cannot write", "File too large"), stages=(("features",),), confine="disk-full"),
+    Case(
+        "mlflow-server-down",
+        ("MLFLOW_TRACKING_URI", "cannot reach", "127.0.0.1:9"),
+        env={"STOCKCAST_TRACKING": "on", "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"},
+        stages=(("track",),),
+    ),
+    Case(
+        "read-only-output-dir",
+        ("data/prices.parquet", "cannot write", "Permission denied"),
+        setup=read_only_data,
+        confine="read-only",
+    ),
+    Case(
+        "disk-full",
+        ("data/windows.parquet", "cannot write", "File too large"),
+        stages=(("features",),),
+        confine="disk-full",
+    ),
 ]
 
 
@@ -181,7 +277,9 @@ def limit_file_size() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error from write(), not a kill
 
 
-def run_stage(repo: Path, stage: tuple[str, ...], runner: WarmRunner, env: dict | None = None, confine: str | None = None) -> subprocess.CompletedProcess:
+def run_stage(
+    repo: Path, stage: tuple[str, ...], runner: WarmRunner, env: dict | None = None, confine: str | None = None
+) -> subprocess.CompletedProcess:
     """`python -m pipeline.<stage>` in `repo`: forked from `runner`, or, `confine`d
     (`read-only`: no write access to read-only directories, even for root; `disk-full`), in a
     fresh interpreter."""
@@ -191,9 +289,22 @@ def run_stage(repo: Path, stage: tuple[str, ...], runner: WarmRunner, env: dict 
     argv = [sys.executable, "-m", module, *stage[1:]]
     if confine == "read-only" and os.geteuid() == 0:
         # root writes into read-only directories; drop that capability so the test means something
-        argv = [shutil.which("setpriv") or pytest.skip("running as root without setpriv"), "--bounding-set=-dac_override,-dac_read_search", "--", *argv]
+        argv = [
+            shutil.which("setpriv") or pytest.skip("running as root without setpriv"),
+            "--bounding-set=-dac_override,-dac_read_search",
+            "--",
+            *argv,
+        ]
     preexec = limit_file_size if confine == "disk-full" else None
-    return subprocess.run(argv, cwd=repo, env=stage_env({**NO_TRACKING, **(env or {})}), capture_output=True, text=True, preexec_fn=preexec, timeout=300)
+    return subprocess.run(
+        argv,
+        cwd=repo,
+        env=stage_env({**NO_TRACKING, **(env or {})}),
+        capture_output=True,
+        text=True,
+        preexec_fn=preexec,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +362,9 @@ def test_hostile_input_fails_cleanly(workspace, case: Case):
     outputs = stage_outputs(repo)
     rewritten = {out for stage in first for out in outputs[stage_name(stage)]}
     after = tree(repo)
-    assert {k: v for k, v in after.items() if k not in rewritten} == {k: v for k, v in before.items() if k not in rewritten}
+    assert {k: v for k, v in after.items() if k not in rewritten} == {
+        k: v for k, v in before.items() if k not in rewritten
+    }
 
 
 def test_nan_runs_are_dropped_with_a_logged_count(workspace):
@@ -310,7 +423,29 @@ def test_servers_bind_localhost_only():
     assert offending_lines(OPEN_BIND, ("pipeline", "tests", "benchmarks")) == []
 
 
-@pytest.mark.parametrize("ticker", ["BRK.B", "^GSPC", "EURUSD=X", "RDS-A", "..", "../x", "a/b", "/etc", "a\\b", "~root", "$HOME", "a\x00b", ".", ".git", "x" * 40, "A..B", "C:", "a b"])
+@pytest.mark.parametrize(
+    "ticker",
+    [
+        "BRK.B",
+        "^GSPC",
+        "EURUSD=X",
+        "RDS-A",
+        "..",
+        "../x",
+        "a/b",
+        "/etc",
+        "a\\b",
+        "~root",
+        "$HOME",
+        "a\x00b",
+        ".",
+        ".git",
+        "x" * 40,
+        "A..B",
+        "C:",
+        "a b",
+    ],
+)
 def test_a_ticker_never_leaves_its_directory(tmp_path: Path, ticker: str):
     """A ticker (a file name part in reports/plots) is rejected or names a file directly inside."""
     try:
@@ -321,10 +456,12 @@ def test_a_ticker_never_leaves_its_directory(tmp_path: Path, ticker: str):
     assert (inside / f"{ticker}.png").resolve().parent == inside.resolve()
 
 
-def test_output_paths_stay_under_data_and_reports():
+def test_output_paths_stay_under_data_models_and_reports():
     from pipeline import paths
 
     outputs = [p for name, p in vars(paths).items() if isinstance(p, Path) and name != "PARAMS"]
     outputs.append(paths.predictions("naive"))
     for path in outputs:
-        assert not path.is_absolute() and ".." not in path.parts and path.parts[0] in ("data", "reports"), path
+        assert not path.is_absolute() and ".." not in path.parts and path.parts[0] in ("data", "models", "reports"), (
+            path
+        )

@@ -26,7 +26,9 @@ def test_two_sample_data_sets_and_a_date_filter():
 
 def test_yahoo_headers_any_case(tmp_path):
     path = tmp_path / "aapl.csv"
-    path.write_text("DATE,open,HIGH,Low,Close,ADJ CLOSE,volume\n2020-01-03,2,3,1,2.5,2.4,100\n2020-01-02,1,2,1,1.5,1.4,90\n")
+    path.write_text(
+        "DATE,open,HIGH,Low,Close,ADJ CLOSE,volume\n2020-01-03,2,3,1,2.5,2.4,100\n2020-01-02,1,2,1,1.5,1.4,90\n"
+    )
     prices = read_csv(path)
     assert prices.unique_id.tolist() == ["AAPL", "AAPL"]  # the file name is the series id
     assert prices.ds.tolist() == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-03")]  # sorted
@@ -37,11 +39,22 @@ def test_long_file_with_symbol_column(tmp_path):
     path = tmp_path / "many.csv"
     path.write_text("symbol,date,close\nMSFT,2020-01-02,10\nIBM,2020-01-02,20\nMSFT,2020-01-03,11\nIBM,2020-01-03,21\n")
     prices = read_csv(path)
-    assert prices[["unique_id", "close"]].values.tolist() == [["IBM", 20.0], ["IBM", 21.0], ["MSFT", 10.0], ["MSFT", 11.0]]
+    assert prices[["unique_id", "close"]].values.tolist() == [
+        ["IBM", 20.0],
+        ["IBM", 21.0],
+        ["MSFT", 10.0],
+        ["MSFT", 11.0],
+    ]
 
 
 def test_nan_target_rows_are_dropped_and_counted(capsys):
-    raw = pd.DataFrame({"Date": ["2020-01-02", "2020-01-03", "2020-01-06", "2020-01-07"], "Close": ["1", "", "NaN", "2"], "Open": ["1", "1", "1", ""]})
+    raw = pd.DataFrame(
+        {
+            "Date": ["2020-01-02", "2020-01-03", "2020-01-06", "2020-01-07"],
+            "Close": ["1", "", "NaN", "2"],
+            "Open": ["1", "1", "1", ""],
+        }
+    )
     prices = standardize(raw, "f.csv", default_id="F")
     assert prices.close.tolist() == [1.0, 2.0]
     assert np.isnan(prices.open.iloc[1])  # NaN kept in columns that are not the target
@@ -54,17 +67,35 @@ def test_nan_target_rows_are_dropped_and_counted(capsys):
         ({"Close": ["1", "2"]}, "f.csv: missing date column"),
         ({"Date": ["2020-01-02"], "Volume": ["1"]}, "f.csv: missing price column"),
         ({"Date": [], "Close": []}, "f.csv: no data rows"),
-        ({"Date": ["2020-01-02", "someday"], "Close": ["1", "2"]}, "column 'ds': unparseable or inconsistent date 'someday' on row 2"),
-        ({"Date": ["2020-01-02", "01/03/2020"], "Close": ["1", "2"]}, "unparseable or inconsistent date '01/03/2020' on row 2"),
-        ({"Date": ["2020-01-02", "2020-01-03"], "Close": ["1", "abc"]}, "column 'close': non-numeric value 'abc' on row 2"),
-        ({"Date": ["2020-01-02", "2020-01-03"], "Close": ["1", "-5"]}, "column 'close': price must be positive and finite"),
+        (
+            {"Date": ["2020-01-02", "someday"], "Close": ["1", "2"]},
+            "column 'ds': unparseable or inconsistent date 'someday' on row 2",
+        ),
+        (
+            {"Date": ["2020-01-02", "01/03/2020"], "Close": ["1", "2"]},
+            "unparseable or inconsistent date '01/03/2020' on row 2",
+        ),
+        (
+            {"Date": ["2020-01-02", "2020-01-03"], "Close": ["1", "abc"]},
+            "column 'close': non-numeric value 'abc' on row 2",
+        ),
+        (
+            {"Date": ["2020-01-02", "2020-01-03"], "Close": ["1", "-5"]},
+            "column 'close': price must be positive and finite",
+        ),
         ({"Date": ["2020-01-02", "2020-01-03"], "Close": ["0", "1"]}, "got 0.0 on 2020-01-02"),
-        ({"Date": ["2020-01-02", "2020-01-03"], "Close": ["1", "1e300"]}, "price must be positive and finite (below 1e+12)"),
+        (
+            {"Date": ["2020-01-02", "2020-01-03"], "Close": ["1", "1e300"]},
+            "price must be positive and finite (below 1e+12)",
+        ),
         ({"Date": ["2020-01-02", "2020-01-03"], "Close": ["1", "inf"]}, "column 'close': price must be positive"),
         ({"Date": ["2020-01-02", "2020-01-02"], "Close": ["1", "2"]}, "duplicate date 2020-01-02 for series F"),
         ({"Date": ["2020-01-02"], "Close": ["1"]}, "series F has fewer than 2 rows"),
         ({"Date": ["2020-01-02", "2020-01-03"], "Close": ["", ""]}, "column 'close': no values"),
-        ({"Ticker": ["../etc", "../etc"], "Date": ["2020-01-02", "2020-01-03"], "Close": ["1", "2"]}, "invalid ticker '../etc'"),
+        (
+            {"Ticker": ["../etc", "../etc"], "Date": ["2020-01-02", "2020-01-03"], "Close": ["1", "2"]},
+            "invalid ticker '../etc'",
+        ),
         ({"Ticker": ["A/B", "A/B"], "Date": ["2020-01-02", "2020-01-03"], "Close": ["1", "2"]}, "invalid ticker 'A/B'"),
     ],
 )

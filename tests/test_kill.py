@@ -140,13 +140,29 @@ def pipeline(tmp_path_factory):
     (repo / "kill_harness.py").write_text(HARNESS)
     git_init(repo)
     dvc(repo, "repro")
-    with WarmRunner(repo, env=ENV, preload=("numpy", "pandas", "pyarrow.parquet", "yaml", "joblib", "sklearn.model_selection", "mlflow", "matplotlib.figure", "statsmodels.tsa.seasonal")) as runner:
+    with WarmRunner(
+        repo,
+        env=ENV,
+        preload=(
+            "numpy",
+            "pandas",
+            "pyarrow.parquet",
+            "yaml",
+            "joblib",
+            "sklearn.model_selection",
+            "mlflow",
+            "matplotlib.figure",
+            "statsmodels.tsa.seasonal",
+        ),
+    ) as runner:
         yield repo, runner, snapshot(repo, lock_outputs(repo))
 
 
 def kill(runner: WarmRunner, stage: tuple[str, ...], output: str, point: str) -> None:
     result = runner("kill_harness", output, point, *stage)
-    assert result.returncode == -9, f"{stage} was not killed at {point} of {output}: {result.returncode} {result.stderr}"
+    assert result.returncode == -9, (
+        f"{stage} was not killed at {point} of {output}: {result.returncode} {result.stderr}"
+    )
 
 
 def test_a_kill_while_rewriting_keeps_every_output_and_dvc_sees_no_change(pipeline):
@@ -155,9 +171,14 @@ def test_a_kill_while_rewriting_keeps_every_output_and_dvc_sees_no_change(pipeli
         kill(runner, stage, output, point)
         assert snapshot(repo, lock_outputs(repo)) == reference, f"outputs changed by a kill at {point} of {output}"
         if point in ("empty-temp", "full-temp"):
-            assert any(Path(t).parent == Path(output).parent and Path(t).name.startswith(f".{Path(output).name}.") for t in temps(repo))
+            assert any(
+                Path(t).parent == Path(output).parent and Path(t).name.startswith(f".{Path(output).name}.")
+                for t in temps(repo)
+            )
     left = temps(repo)
-    assert any(t.startswith("data/predictions/") for t in left) and any(t.startswith("reports/plots/") for t in left), left
+    assert any(t.startswith("data/predictions/") for t in left) and any(t.startswith("reports/plots/") for t in left), (
+        left
+    )
     # The leftovers sit in a directory evaluate reads and one it writes; DVC and git ignore them.
     assert dvc(repo, "status", "--json").stdout.strip() == "{}"
     assert [line for line in run_in(repo, "git", "status", "--porcelain").stdout.splitlines() if ".tmp" in line] == []

@@ -53,7 +53,9 @@ def test_mase_of_a_constant_train_part_is_undefined_not_inf():
 
 def test_rmse_ratio_compares_on_the_same_rows():
     y = np.array([1.0, 2.0, 3.0])
-    assert metrics.rmse_ratio(y, np.array([1.0, 2.0, 4.0]), np.array([2.0, 2.0, 2.0])) == pytest.approx(math.sqrt(1 / 2))
+    assert metrics.rmse_ratio(y, np.array([1.0, 2.0, 4.0]), np.array([2.0, 2.0, 2.0])) == pytest.approx(
+        math.sqrt(1 / 2)
+    )
     assert metrics.rmse_ratio(y, y + 1, y) is None  # an exact baseline leaves nothing to divide by
 
 
@@ -84,24 +86,74 @@ R_DM_REFERENCES = [
     pytest.param(
         [0.5, -1.2, 0.3, 2.1, -0.7, 1.5, -0.4, 0.9, -1.8, 0.6],
         [0.4, -1.0, 0.5, 1.7, -0.9, 1.1, -0.2, 0.8, -1.5, 0.7],
-        1.9493993164020813, 0.083046789872464624, id="n10-first-worse-not-significant",
+        1.9493993164020813,
+        0.083046789872464624,
+        id="n10-first-worse-not-significant",
     ),
     pytest.param(
         [1.0, -2.0, 3.0, -1.5, 2.5, -0.5, 1.5, -2.5, 0.5, 2.0, -1.0, 3.5],
         [0.2, -0.4, 0.6, -0.3, 0.5, -0.1, 0.3, -0.5, 0.1, 0.4, -0.2, 0.7],
-        3.744276678230023, 0.0032419974082718251, id="n12-first-worse-significant",
+        3.744276678230023,
+        0.0032419974082718251,
+        id="n12-first-worse-significant",
     ),
     pytest.param(
-        [-0.31, 1.12, 0.05, -0.87, 0.44, 0.29, -1.36, 0.71, 0.18, -0.52, 0.93, -0.08, 0.61, -1.04, 0.37, 0.22, -0.66, 1.27, -0.19, 0.84],
-        [0.27, -0.95, 0.48, 0.73, -0.21, -0.58, 1.09, 0.14, -0.82, 0.39, -0.47, 1.18, -0.06, 0.55, -0.91, 0.33, 0.76, -0.12, 1.02, -0.64],
-        0.43144553159892324, 0.6710002591394113, id="n20-no-difference",
+        [
+            -0.31,
+            1.12,
+            0.05,
+            -0.87,
+            0.44,
+            0.29,
+            -1.36,
+            0.71,
+            0.18,
+            -0.52,
+            0.93,
+            -0.08,
+            0.61,
+            -1.04,
+            0.37,
+            0.22,
+            -0.66,
+            1.27,
+            -0.19,
+            0.84,
+        ],
+        [
+            0.27,
+            -0.95,
+            0.48,
+            0.73,
+            -0.21,
+            -0.58,
+            1.09,
+            0.14,
+            -0.82,
+            0.39,
+            -0.47,
+            1.18,
+            -0.06,
+            0.55,
+            -0.91,
+            0.33,
+            0.76,
+            -0.12,
+            1.02,
+            -0.64,
+        ],
+        0.43144553159892324,
+        0.6710002591394113,
+        id="n20-no-difference",
     ),
     pytest.param(
         [0.1, -0.3, 0.2, 0.4, -0.1, 0.0, 0.3, -0.2, 0.1, -0.4, 0.2, 0.1, -0.1, 0.3, -0.2],
         [0.5, -0.2, 0.9, -0.6, 0.3, 1.1, -0.8, 0.4, -0.7, 0.6, 0.2, -0.9, 0.5, 0.8, -0.3],
-        -3.9386474808077825, 0.0014845108064764087, id="n15-first-better-significant",
+        -3.9386474808077825,
+        0.0014845108064764087,
+        id="n15-first-better-significant",
     ),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("e1", "e2", "statistic", "p_value"), R_DM_REFERENCES)
@@ -120,7 +172,10 @@ def test_diebold_mariano_on_a_case_solved_by_hand():
 
 def test_diebold_mariano_is_antisymmetric():
     e1, e2, *_ = R_DM_REFERENCES[2].values
-    forward, backward = metrics.diebold_mariano(np.array(e1), np.array(e2)), metrics.diebold_mariano(np.array(e2), np.array(e1))
+    forward, backward = (
+        metrics.diebold_mariano(np.array(e1), np.array(e2)),
+        metrics.diebold_mariano(np.array(e2), np.array(e1)),
+    )
     assert backward[0] == pytest.approx(-forward[0]) and backward[1] == pytest.approx(forward[1])
 
 

@@ -28,7 +28,9 @@ from pipeline.models.regressor import ESTIMATORS, RIDGE_ALPHAS, Regressor, make_
 from pipeline.walkforward import PREDICTION_COLUMNS, Fold, Series, forecast_fold
 
 # Keras 3.15 copies its variables with np.array(variable), which numpy 2.4 flags; harmless.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 
 N_TRAIN, N_TEST = 700, 200
 LAGS = 5
@@ -42,8 +44,16 @@ MODELS = {
     "arima_auto": (lambda: Arima(order="auto", max_p=2, max_q=1), True),
     "ridge": (lambda: Regressor(make_estimator("ridge", {}, 0), n_lags=LAGS), True),
     "ridge_price": (lambda: Regressor(make_estimator("ridge", {}, 0), n_lags=LAGS, target="price"), False),
-    "random_forest": (lambda: Regressor(make_estimator("random_forest", {"n_estimators": 20, "min_samples_leaf": 20}, 0), n_lags=LAGS), True),
-    "hist_gradient_boosting": (lambda: Regressor(make_estimator("hist_gradient_boosting", {"max_iter": 30}, 0), n_lags=LAGS), True),
+    "random_forest": (
+        lambda: Regressor(
+            make_estimator("random_forest", {"n_estimators": 20, "min_samples_leaf": 20}, 0), n_lags=LAGS
+        ),
+        True,
+    ),
+    "hist_gradient_boosting": (
+        lambda: Regressor(make_estimator("hist_gradient_boosting", {"max_iter": 30}, 0), n_lags=LAGS),
+        True,
+    ),
     "mlp": (lambda: Regressor(make_estimator("mlp", {"hidden_layer_sizes": [8]}, 0), n_lags=LAGS), True),
     "lstm": (lambda: Recurrent(cell="lstm", **TINY_NET), True),
     "gru": (lambda: Recurrent(cell="gru", **TINY_NET), True),
@@ -124,9 +134,9 @@ def test_leakage_canary(case, t):
         outputs.append(lambda y: case.model.predict_interval(y, N_TEST))
     for output in outputs:
         before, after = output(Y), output(changed)
-        assert np.array_equal(after[DAYS <= t], before[DAYS <= t])
+        assert np.array_equal(after[t >= DAYS], before[t >= DAYS])
         if t < len(Y) - 1:  # the canary can fail: later forecasts do see the change
-            assert not np.array_equal(after[DAYS == t + 1], before[DAYS == t + 1])
+            assert not np.array_equal(after[t + 1 == DAYS], before[t + 1 == DAYS])
 
 
 def test_learning_models_beat_the_random_walk_on_ar2_returns(case):
@@ -186,7 +196,13 @@ COUNTS = {
     "mlp": {"W_xh": LAGS * 8, "W_xh bias": 8, "W_hy": 8, "W_hy bias": 1},
     # 4 gates of 4 units on 1 input: the seed lecture's W_xh, W_hh and a bias per gate unit.
     "lstm": {"lstm_1 W_xh": 16, "lstm_1 W_hh": 64, "lstm_1 bias": 16, "dense W_hy": 4, "dense bias": 1},
-    "simple_rnn": {"simple_rnn_1 W_xh": 4, "simple_rnn_1 W_hh": 16, "simple_rnn_1 bias": 4, "dense W_hy": 4, "dense bias": 1},
+    "simple_rnn": {
+        "simple_rnn_1 W_xh": 4,
+        "simple_rnn_1 W_hh": 16,
+        "simple_rnn_1 bias": 4,
+        "dense W_hy": 4,
+        "dense bias": 1,
+    },
 }
 
 
@@ -203,10 +219,15 @@ def test_stacked_recurrent_layers_weight_blocks_and_history():
     model = Recurrent(cell="gru", **{**TINY_NET, "units": (3, 2), "epochs": 2, "patience": 5}).fit(Y[:200])
     # GRU: 3 gates; Keras' default reset_after keeps two bias vectors per gate.
     assert model.parameter_counts() == {
-        "gru_1 W_xh": 1 * 9, "gru_1 W_hh": 3 * 9, "gru_1 bias": 2 * 9,
-        "gru_2 W_xh": 3 * 6, "gru_2 W_hh": 2 * 6, "gru_2 bias": 2 * 6,
-        "dense W_hy": 2, "dense bias": 1,
-    }  # fmt: skip
+        "gru_1 W_xh": 1 * 9,
+        "gru_1 W_hh": 3 * 9,
+        "gru_1 bias": 2 * 9,
+        "gru_2 W_xh": 3 * 6,
+        "gru_2 W_hh": 2 * 6,
+        "gru_2 bias": 2 * 6,
+        "dense W_hy": 2,
+        "dense bias": 1,
+    }
     assert list(model.history_) == ["loss", "val_loss"] and all(len(v) == 2 for v in model.history_.values())
     assert model.predict(Y[:260], 60).shape == (60,)
 
@@ -224,14 +245,23 @@ def test_recurrent_warm_start_continues_from_the_previous_weights():
 def test_mlp_counts_every_layer():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # 5 iterations are not meant to converge
-        model = Regressor(make_estimator("mlp", {"hidden_layer_sizes": [3, 2], "max_iter": 5}, 0), n_lags=LAGS).fit(Y[:200])
-    assert model.parameter_counts() == {"W_xh": LAGS * 3, "W_xh bias": 3, "W_hh1": 6, "W_hh1 bias": 2, "W_hy": 2, "W_hy bias": 1}
+        model = Regressor(make_estimator("mlp", {"hidden_layer_sizes": [3, 2], "max_iter": 5}, 0), n_lags=LAGS).fit(
+            Y[:200]
+        )
+    assert model.parameter_counts() == {
+        "W_xh": LAGS * 3,
+        "W_xh bias": 3,
+        "W_hh1": 6,
+        "W_hh1 bias": 2,
+        "W_hy": 2,
+        "W_hy bias": 1,
+    }
 
 
 @pytest.mark.parametrize("name", ["random_forest", "hist_gradient_boosting"])
 def test_tree_models_count_their_nodes(name):
     model = Regressor(make_estimator(name, {"max_depth": 2}, 0), n_lags=LAGS).fit(Y[:200])
-    (block, nodes), = model.parameter_counts().items()
+    ((block, nodes),) = model.parameter_counts().items()
     assert block == "tree nodes" and nodes > 0
 
 
@@ -242,7 +272,10 @@ def test_make_estimator_passes_the_seed_and_names_bad_keys():
     assert make_estimator("ridge", {"alphas": [2.5]}, 0).alphas == [2.5]
     with pytest.raises(UserError, match=r"^sklearn\.params\.n_trees: not a parameter of RandomForestRegressor"):
         make_estimator("random_forest", {"n_trees": 10}, 0)
-    with pytest.raises(UserError, match=r"^sklearn\.params\.n_estimators: The 'n_estimators' parameter of RandomForestRegressor must be"):
+    with pytest.raises(
+        UserError,
+        match=r"^sklearn\.params\.n_estimators: The 'n_estimators' parameter of RandomForestRegressor must be",
+    ):
         make_estimator("random_forest", {"n_estimators": 0}, 0)
     with pytest.raises(UserError, match=r"^sklearn\.estimator: unknown estimator 'svm'"):
         make_estimator("svm", {}, 0)
@@ -266,11 +299,20 @@ def test_the_compilation_cache_changes_no_forecast(tmp_path):
     import sys
 
     root = Path(__file__).resolve().parent.parent
-    runs = {"off": ("1", {"JAX_ENABLE_COMPILATION_CACHE": "false"}), "on": ("2", {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax")})}
+    runs = {
+        "off": ("1", {"JAX_ENABLE_COMPILATION_CACHE": "false"}),
+        "on": ("2", {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax")}),
+    }
     results = {}
     for name, (fits, env) in runs.items():
         out = tmp_path / f"{name}.npy"
-        subprocess.run([sys.executable, "-c", _CACHE_PROBE, fits, str(out)], cwd=root, env={**os.environ, **env}, check=True, timeout=300)
+        subprocess.run(
+            [sys.executable, "-c", _CACHE_PROBE, fits, str(out)],
+            cwd=root,
+            env={**os.environ, **env},
+            check=True,
+            timeout=300,
+        )
         results[name] = np.load(out)
     assert any((tmp_path / "jax").iterdir())  # the cache was written, then read by the second fit
     assert np.array_equal(results["on"][0], results["on"][1]) and np.array_equal(results["off"][0], results["on"][0])

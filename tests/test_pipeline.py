@@ -59,7 +59,13 @@ def test_first_stages_write_the_contract_tables(repro):
     naive = pd.read_parquet(repro / "data/predictions/naive.parquet")
     assert len(naive) == 40 and naive.fold.tolist() == [0] * 20 + [1] * 20
     assert naive.ds.iloc[-1] == pd.Timestamp("2018-12-31")
-    assert sorted(p.name for p in (repro / "models").iterdir() if p.is_dir()) == ["arima", "drift", "lstm", "naive", "sklearn"]
+    assert sorted(p.name for p in (repro / "models").iterdir() if p.is_dir()) == [
+        "arima",
+        "drift",
+        "lstm",
+        "naive",
+        "sklearn",
+    ]
 
 
 def test_nothing_changed_after_repro_and_a_rerun_is_a_no_op(repro):
@@ -69,7 +75,10 @@ def test_nothing_changed_after_repro_and_a_rerun_is_a_no_op(repro):
 
 
 def test_a_cold_rerun_gives_byte_identical_outputs(repro):
-    outputs = [*FIRST_STAGES, *(p.relative_to(repro).as_posix() for p in sorted((repro / "models").rglob("*")) if p.is_file())]
+    outputs = [
+        *FIRST_STAGES,
+        *(p.relative_to(repro).as_posix() for p in sorted((repro / "models").rglob("*")) if p.is_file()),
+    ]
     before = _digests(repro, outputs)
     for name in FIRST_STAGES:
         (repro / name).unlink()

@@ -21,7 +21,9 @@ from pipeline.split import fold_indices, make_folds
 )
 def test_fold_indices_match_time_series_split(split):
     n = 100
-    reference = TimeSeriesSplit(n_splits=split.n_windows, test_size=split.test_size, gap=split.gap, max_train_size=split.max_train_size)
+    reference = TimeSeriesSplit(
+        n_splits=split.n_windows, test_size=split.test_size, gap=split.gap, max_train_size=split.max_train_size
+    )
     ours = fold_indices(n, split)
     assert len(ours) == split.n_windows
     for (train, test), (ref_train, ref_test) in zip(ours, reference.split(np.arange(n)), strict=True):
@@ -44,8 +46,13 @@ def test_make_folds_gives_dates_of_the_price_calendar():
     day = lambda i: days[i].strftime("%Y-%m-%d")  # noqa: E731
     # 60 days: test days 50..54 and 55..59; train the 30 days before each.
     assert first == {
-        "fold": 0, "history_start": day(20), "train_end": day(49),
-        "test_start": day(50), "test_end": day(54), "n_train": 30, "n_test": 5,
+        "fold": 0,
+        "history_start": day(20),
+        "train_end": day(49),
+        "test_start": day(50),
+        "test_end": day(54),
+        "n_train": 30,
+        "n_test": 5,
     }
     assert second["test_start"] == day(55) and second["test_end"] == day(59) and second["train_end"] == day(54)
 

@@ -52,9 +52,15 @@ def _long_csv(path):
 
 
 SOURCES = {
-    "synthetic": (lambda tmp: {"source": "synthetic", "n_series": 3, "n_days": 300, "seed": 1}, {"SYN0000", "SYN0001", "SYN0002"}),
+    "synthetic": (
+        lambda tmp: {"source": "synthetic", "n_series": 3, "n_days": 300, "seed": 1},
+        {"SYN0000", "SYN0001", "SYN0002"},
+    ),
     "long_csv": (lambda tmp: {"source": "csv", "path": _long_csv(tmp / "tickers.csv")}, {"AAA", "BBB", "CCC"}),
-    "sp500_and_nasdaq": (lambda tmp: {"source": "sample", "datasets": ["sp500", "nasdaq"], "start": "2017-06-01"}, {"SP500", "NASDAQ"}),
+    "sp500_and_nasdaq": (
+        lambda tmp: {"source": "sample", "datasets": ["sp500", "nasdaq"], "start": "2017-06-01"},
+        {"SP500", "NASDAQ"},
+    ),
 }
 
 

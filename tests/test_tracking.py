@@ -35,14 +35,18 @@ from dvc_data.hashfile.build import build
 from dvc_data.hashfile.db import HashFileDB
 from dvc_data.hashfile.hash import file_md5
 from dvc_objects.fs.local import LocalFileSystem
+from mlflow.exceptions import MlflowException
 
-from pipeline import diagnostics, evaluate, features, forecast, ingest, scoring, split, track, train
+from pipeline import cli, diagnostics, evaluate, features, forecast, ingest, scoring, split, track, train
 from pipeline.cli import UserError
+from pipeline.models import loader
 from pipeline.models import store as model_store
 from pipeline.params import parse_params
-from pipeline.tracking import provenance, registry, store
+from pipeline.tracking import flavours, provenance, registry, store
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 
 TINY = {
     "data": {"start": "2017-01-01"},  # 502 days of the real S&P 500
@@ -55,7 +59,14 @@ TINY = {
 MODELS = ("naive", "drift", "arima", "sklearn", "lstm")
 NATIVE = {"sklearn": "sklearn-SP500", "lstm": "keras-SP500"}  # no statsmodels flavour: it pickles
 PIPELINE_RUN = "test-pipeline-run"
-ENV_KEYS = ("MLFLOW_TRACKING_URI", "STOCKCAST_TRACKING", "STOCKCAST_PIPELINE_RUN", "DVC_ROOT", "DVC_STAGE", "DVC_EXP_NAME")
+ENV_KEYS = (
+    "MLFLOW_TRACKING_URI",
+    "STOCKCAST_TRACKING",
+    "STOCKCAST_PIPELINE_RUN",
+    "DVC_ROOT",
+    "DVC_STAGE",
+    "DVC_EXP_NAME",
+)
 
 
 # ---------------------------------------------------------------- helpers other test modules use
@@ -125,6 +136,7 @@ def test_the_default_store_is_sqlite_with_artifacts_in_the_project_root(tmp_path
     server = "http://127.0.0.1:5000"
     assert store.tracking_uri(tmp_path, environ={"MLFLOW_TRACKING_URI": server}) == server
     assert store.artifact_location(tmp_path, server) is None  # the server decides
+    assert store.ui_link(server + "/", "3") == f"{server}/#/experiments/3?workflowType=machine_learning"
     assert not store.local_store_exists(f"sqlite:///{tmp_path}/none.db") and store.local_store_exists(server)
 
 
@@ -197,7 +209,16 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("server")
     port = free_port()
     argv = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/db"]
-    argv += ["--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    argv += [
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     with open(root / "server.log", "wb") as log:
         process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -246,7 +267,9 @@ def test_a_parent_run_holds_the_model_runs_and_the_comparison(tracked):
 def test_one_run_per_model_with_its_params_and_tags(tracked):
     repo, _, _, runs = tracked
     inputs = {name: file_md5(str(repo / name)) for name in ("data/prices.parquet", "data/folds.json")}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
     for model in MODELS:
         run = runs[model]
         tags, params = run.data.tags, run.data.params
@@ -281,7 +304,9 @@ def test_every_model_has_the_same_metric_keys_overall_and_per_fold_as_the_report
             assert math.isnan(logged) if value is None else logged == pytest.approx(value, rel=1e-12)
         history = client.get_metric_history(runs[model].info.run_id, "fold/rmse")
         assert {m.step: m.value for m in history} == pytest.approx({int(k): v[model]["rmse"] for k, v in folds.items()})
-    assert runs["naive"].data.metrics["rmse_vs_naive"] == 1.0 and math.isnan(runs["naive"].data.metrics["dm_stat_vs_naive"])
+    assert runs["naive"].data.metrics["rmse_vs_naive"] == 1.0 and math.isnan(
+        runs["naive"].data.metrics["dm_stat_vs_naive"]
+    )
 
 
 def test_the_recurrent_net_logs_its_training_curves_per_fold(tracked):
@@ -300,7 +325,7 @@ def test_each_models_pyfunc_forecasts_what_its_models_directory_does(tracked):
         served = mlflow.pyfunc.load_model(runs[model].data.tags["forecaster.SP500"])
         assert served.metadata.signature is not None and served.input_example is not None
         logged = served.predict(recent)
-        local = forecast.next_day_forecast(model_store.load(repo / "models" / model, "SP500"), recent)
+        local = forecast.next_day_forecast(loader.load(repo / "models" / model, "SP500"), recent)
         pd.testing.assert_frame_equal(logged, local, check_exact=True)
         assert logged["ds"].iloc[0] == pd.Timestamp("2019-01-02")  # New Year's Day skipped
         assert ("y_lo" in logged) == (model == "arima")
@@ -342,7 +367,11 @@ def test_the_comparison_run_holds_the_scores_and_reports_and_the_champion_is_reg
 def test_the_receipt_says_what_was_tracked(tracked):
     repo, _, _, runs = tracked
     receipt = json.loads((repo / "data/tracked.json").read_text())
-    assert receipt["tracking"] == "on" and receipt["experiment"] == "stockcast" and sorted(receipt["models"]) == sorted(MODELS)
+    assert (
+        receipt["tracking"] == "on"
+        and receipt["experiment"] == "stockcast"
+        and sorted(receipt["models"]) == sorted(MODELS)
+    )
     for model in MODELS:
         assert receipt["models"][model]["predictions_md5"] == runs[model].data.tags["output_md5"]
         assert receipt["models"][model]["model_md5"] == runs[model].data.tags["model_md5"]
@@ -372,8 +401,15 @@ def test_a_second_run_logs_no_model_again_and_links_the_earlier_runs(tracked, ca
     receipt = (repo / "data/tracked.json").read_bytes()
     with in_repo(repo, STOCKCAST_PIPELINE_RUN="second"):
         track.main()
-    assert "track: 0 model runs logged, 5 unchanged since logged" in capsys.readouterr().out
-    second = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id], "tags.pipeline_run = 'second'")}
+    out = capsys.readouterr().out
+    assert "track: pipeline run 'second': 0 model runs logged, 5 unchanged since logged, in sqlite:///" in out
+    assert (
+        f"track: runs at http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}?workflowType=machine_learning"
+        in out
+    )
+    second = {
+        r.info.run_name: r for r in client.search_runs([experiment.experiment_id], "tags.pipeline_run = 'second'")
+    }
     assert sorted(second) == ["comparison", "second"]  # a parent and its comparison, no model run
     for model in MODELS:
         assert second["second"].data.tags[f"run.{model}"] == runs[model].info.run_id
@@ -400,9 +436,28 @@ def test_an_unreachable_server_fails_track_fast_in_one_line_and_keeps_the_receip
     result = run_in(copy, "python", "-m", "pipeline.track", env={"MLFLOW_TRACKING_URI": uri})
     elapsed = time.monotonic() - started
     assert result.returncode == 2 and elapsed < 10, (elapsed, result.stderr)
-    expected = f"error: MLFLOW_TRACKING_URI: cannot reach the MLflow tracking server at {uri} ([Errno 111] Connection refused)"
+    expected = (
+        f"error: MLFLOW_TRACKING_URI: cannot reach the MLflow tracking server at {uri} ([Errno 111] Connection refused)"
+    )
     assert result.stderr.strip().splitlines() == [expected] and result.stdout == ""
     assert (copy / "data/tracked.json").read_bytes() == before
+
+
+def test_a_failure_while_logging_is_one_line_marks_the_runs_failed_and_keeps_the_receipt(pipeline, tmp_path, capsys):
+    copy = copy_outputs(pipeline, tmp_path / "failing")
+    before = (copy / "data/tracked.json").read_bytes()
+
+    def broken(*args):
+        raise MlflowException("the store went away")
+
+    with in_repo(copy, STOCKCAST_PIPELINE_RUN="failing") as mp, pytest.raises(SystemExit):
+        mp.setattr(flavours, "log_forecaster", broken)
+        cli.run(track.main)
+    assert capsys.readouterr().err.strip() == f"error: MLflow (sqlite:///{copy}/mlflow.db): the store went away"
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{copy}/mlflow.db")
+    found = client.search_runs([client.get_experiment_by_name("stockcast").experiment_id])
+    assert {run.info.run_name: run.info.status for run in found} == {"failing": "FAILED", "arima": "FAILED"}
+    assert (copy / "data/tracked.json").read_bytes() == before  # so DVC runs `track` again
 
 
 def _wait_healthy(process: subprocess.Popen, uri: str, log: Path, timeout: float = 120) -> None:
@@ -431,7 +486,9 @@ def test_a_real_server_gets_the_runs_artifacts_and_champion(pipeline, server, tm
     runs = {run.info.run_name: run for run in found}
     assert sorted(runs) == sorted(["on-the-server", *MODELS, "comparison"])
     assert [m.step for m in client.get_metric_history(runs["naive"].info.run_id, "fold/rmse")] == [0, 1]
-    assert {"metrics.json", "leaderboard.md", "plots"} <= {a.path for a in client.list_artifacts(runs["comparison"].info.run_id)}
+    assert {"metrics.json", "leaderboard.md", "plots"} <= {
+        a.path for a in client.list_artifacts(runs["comparison"].info.run_id)
+    }
     version = client.get_model_version_by_alias("stockcast-SP500", "champion")
     assert version.tags["pipeline_run"] == "on-the-server"
     with in_repo(remote, MLFLOW_TRACKING_URI=uri):

@@ -16,7 +16,9 @@ from pipeline.train import build_models, describe
 from pipeline.walkforward import parallel_backend, walk_forward
 
 # Keras 3.15 copies its variables with np.array(variable), which numpy 2.4 flags; harmless.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 
 LAGS = 5
 
@@ -30,10 +32,14 @@ def inputs():
 
 # The net first: loky's workers outlive a test, and one that grows by Keras' few hundred MB
 # after its first task is restarted as leaking memory (a warning and a second import).
-@pytest.mark.parametrize("model", [
-    Recurrent(cell="lstm", units=(4,), epochs=2, batch_size=32, n_lags=LAGS, seed=5),
-    Arima(order=[1, 1, 1]),
-], ids=["lstm", "arima"])  # fmt: skip
+@pytest.mark.parametrize(
+    "model",
+    [
+        Recurrent(cell="lstm", units=(4,), epochs=2, batch_size=32, n_lags=LAGS, seed=5),
+        Arima(order=[1, 1, 1]),
+    ],
+    ids=["lstm", "arima"],
+)
 def test_parallel_run_writes_the_serial_bytes(model, inputs, tmp_path):
     prices, folds = inputs
     tables = {}
@@ -48,18 +54,24 @@ def test_parallel_run_writes_the_serial_bytes(model, inputs, tmp_path):
 
 
 def test_each_stage_builds_its_models_from_params():
-    params = parse_params({
-        "features": {"n_lags": 7, "target": "price"},
-        "arima": {"order": [2, 1, 2]},
-        "sklearn": {"estimator": "random_forest", "params": {"n_estimators": 10}, "random_state": 3},
-        "lstm": {"cell": "gru", "units": [8, 4], "warm_start": True},
-    })  # fmt: skip
+    params = parse_params(
+        {
+            "features": {"n_lags": 7, "target": "price"},
+            "arima": {"order": [2, 1, 2]},
+            "sklearn": {"estimator": "random_forest", "params": {"n_estimators": 10}, "random_state": 3},
+            "lstm": {"cell": "gru", "units": [8, 4], "warm_start": True},
+        }
+    )
     assert list(build_models("naive", params)) == ["naive", "drift"]
     (arima,) = build_models("arima", params).values()
     assert arima.order == [2, 1, 2]
     (forest,) = build_models("sklearn", params).values()
     assert (forest.n_lags, forest.target) == (7, "price")
-    assert (type(forest.estimator).__name__, forest.estimator.n_estimators, forest.estimator.random_state) == ("RandomForestRegressor", 10, 3)
+    assert (type(forest.estimator).__name__, forest.estimator.n_estimators, forest.estimator.random_state) == (
+        "RandomForestRegressor",
+        10,
+        3,
+    )
     (net,) = build_models("lstm", params).values()
     assert (net.cell, net.units, net.warm_start, net.n_lags, net.target) == ("gru", (8, 4), True, 7, "price")
 

@@ -16,7 +16,10 @@ def _inputs(gap=0, max_train_size=None, n=120, ids=("A", "B")):
     rng = np.random.default_rng(1)
     days = pd.bdate_range("2020-01-01", periods=n).astype("datetime64[ns]")
     prices = pd.concat(
-        [pd.DataFrame({"unique_id": uid, "ds": days, "close": 50 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))}) for uid in ids],
+        [
+            pd.DataFrame({"unique_id": uid, "ds": days, "close": 50 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))})
+            for uid in ids
+        ],
         ignore_index=True,
     )
     folds = make_folds(prices, SplitParams(n_windows=3, test_size=10, gap=gap, max_train_size=max_train_size))
@@ -59,7 +62,10 @@ def test_fit_sees_only_the_train_part_and_predict_the_history_before_each_day(ga
     log_a = np.log(a.close.to_numpy())
     for (uid, k, spy), fold in zip(fitted[:3], folds["A"], strict=True):
         assert (uid, k) == ("A", fold["fold"])
-        day = {k: int(a.index[a.ds == pd.Timestamp(fold[k])][0]) for k in ("history_start", "train_end", "test_start", "test_end")}
+        day = {
+            k: int(a.index[a.ds == pd.Timestamp(fold[k])][0])
+            for k in ("history_start", "train_end", "test_start", "test_end")
+        }
         assert np.array_equal(spy.train_, log_a[day["history_start"] : day["train_end"] + 1])
         assert np.array_equal(spy.history_, log_a[day["history_start"] : day["test_end"] + 1])
         assert day["test_start"] - day["train_end"] == gap + 1

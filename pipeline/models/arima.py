@@ -58,10 +58,17 @@ def _fit(y: np.ndarray, order: tuple[int, int, int], optimiser: dict):
         warnings.simplefilter("ignore", SingularMatrixWarning)  # in the starting values of a degenerate series
         warnings.filterwarnings("ignore", message="Non-(stationary|invertible) starting", category=UserWarning)
         warnings.filterwarnings("ignore", message="Provided `endog` series has been differenced", category=UserWarning)
-        warnings.filterwarnings("ignore", category=RuntimeWarning)  # a degenerate fit fails or does not converge: see the callers
+        warnings.filterwarnings(
+            "ignore", category=RuntimeWarning
+        )  # a degenerate fit fails or does not converge: see the callers
         model = ARIMA(SCALE * y, order=order, trend="n")
         minimize_kwargs = {**optimiser, "options": dict(optimiser["options"])}  # statsmodels writes into it
-        return model.fit(method="innovations_mle", method_kwargs={"minimize_kwargs": minimize_kwargs}, cov_type="none", low_memory=True)
+        return model.fit(
+            method="innovations_mle",
+            method_kwargs={"minimize_kwargs": minimize_kwargs},
+            cov_type="none",
+            low_memory=True,
+        )
 
 
 def _converged(results) -> bool:
@@ -87,7 +94,10 @@ def select_order(y: np.ndarray, max_p: int, max_q: int, d: int) -> tuple[int, in
             if best is None or key < best[0]:
                 best = (key, (p, d, q))
     if best is None:
-        raise UserError(f"arima.order: no ARIMA(p, {d}, q) with p <= {max_p}, q <= {max_q} converged on a train part of {len(y)} prices")
+        raise UserError(
+            f"arima.order: no ARIMA(p, {d}, q) with p <= {max_p}, q <= {max_q} converged "
+            f"on a train part of {len(y)} prices"
+        )
     return best[1]
 
 

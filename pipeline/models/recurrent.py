@@ -37,7 +37,10 @@ if "XLA_FLAGS" not in os.environ:
 # steps by their program, so every fold, worker and run after the first reuses them; the
 # forecasts are the same bytes with and without it (tests/test_models.py). Every entry is kept:
 # JAX's default skips compilations under a second, which are all of these.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stockcast" / "jax"))
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stockcast" / "jax"),
+)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
@@ -59,10 +62,20 @@ class Recurrent(Windowed):
     """
 
     def __init__(
-        self, cell: str = "lstm", units: tuple[int, ...] = (32,), dropout: float = 0.0, epochs: int = 20,
-        batch_size: int = 128, learning_rate: float = 0.001, patience: int = 3, validation_fraction: float = 0.1,
-        seed: int = 0, warm_start: bool = False, n_lags: int = 60, target: str = "log_return",
-    ):  # fmt: skip
+        self,
+        cell: str = "lstm",
+        units: tuple[int, ...] = (32,),
+        dropout: float = 0.0,
+        epochs: int = 20,
+        batch_size: int = 128,
+        learning_rate: float = 0.001,
+        patience: int = 3,
+        validation_fraction: float = 0.1,
+        seed: int = 0,
+        warm_start: bool = False,
+        n_lags: int = 60,
+        target: str = "log_return",
+    ):
         self.cell = cell
         self.units = units
         self.dropout = dropout
@@ -83,7 +96,11 @@ class Recurrent(Windowed):
         layers = [keras.Input((self.n_lags, 1))]
         for i, size in enumerate(self.units):
             last = i == len(self.units) - 1
-            layers.append(getattr(keras.layers, CELLS[self.cell])(size, dropout=self.dropout, return_sequences=not last, name=f"{self.cell}_{i + 1}"))
+            layers.append(
+                getattr(keras.layers, CELLS[self.cell])(
+                    size, dropout=self.dropout, return_sequences=not last, name=f"{self.cell}_{i + 1}"
+                )
+            )
         layers.append(keras.layers.Dense(1, name="dense"))
         model = keras.Sequential(layers)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss="mse")
@@ -110,10 +127,16 @@ class Recurrent(Windowed):
         inputs, targets = self._inputs(X), ((y - self.mean_) / self.scale_).astype("float32")
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
         fitted = model.fit(
-            inputs[skip:n_train], targets[skip:n_train], validation_data=(inputs[n_train:], targets[n_train:]),
-            epochs=self.epochs, batch_size=self.batch_size, validation_batch_size=n_val, shuffle=True, verbose=0,
+            inputs[skip:n_train],
+            targets[skip:n_train],
+            validation_data=(inputs[n_train:], targets[n_train:]),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            validation_batch_size=n_val,
+            shuffle=True,
+            verbose=0,
             callbacks=[stop, _Progress(f"{self.cell} on {n_train - skip} windows", self.epochs).callback()],
-        )  # fmt: skip
+        )
         self.history_ = {name: [float(v) for v in values] for name, values in sorted(fitted.history.items())}
         self.weights_ = model.get_weights()
         self.network_ = model
@@ -186,7 +209,9 @@ class _Progress:
         self.label, self.epochs = label, epochs
 
     def callback(self):
-        return _keras().callbacks.LambdaCallback(on_train_begin=self.begin, on_epoch_end=self.epoch_end, on_train_end=self.end)
+        return _keras().callbacks.LambdaCallback(
+            on_train_begin=self.begin, on_epoch_end=self.epoch_end, on_train_end=self.end
+        )
 
     def begin(self, logs=None):
         self.start, self.val_loss, self.bar = time.perf_counter(), [], None
@@ -209,5 +234,6 @@ class _Progress:
         print(
             f"{self.label}: {len(self.val_loss)} epochs, best val_loss {self.val_loss[best]:.4f} at epoch {best + 1}, "
             f"{time.perf_counter() - self.start:.1f} s",
-            file=sys.stderr, flush=True,
-        )  # fmt: skip
+            file=sys.stderr,
+            flush=True,
+        )

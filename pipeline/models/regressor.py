@@ -64,7 +64,10 @@ def make_estimator(name: str, kwargs: dict[str, Any], random_state: int):
     accepted = cls().get_params()
     for key in kwargs:
         if key not in accepted:
-            raise UserError(f"sklearn.params.{key}: not a parameter of {cls.__name__} (expected one of {', '.join(sorted(accepted))})")
+            raise UserError(
+                f"sklearn.params.{key}: not a parameter of {cls.__name__} "
+                f"(expected one of {', '.join(sorted(accepted))})"
+            )
     if "random_state" in accepted:
         kwargs = {**kwargs, "random_state": random_state}
     estimator = cls(**kwargs)
@@ -88,8 +91,12 @@ class Regressor(Windowed):
     def config(self) -> dict:
         """The constructor's arguments as JSON: the estimator by class name and its params."""
         params = {k: v for k, v in self.estimator.get_params(deep=False).items()}
-        return {"estimator": type(self.estimator).__name__, "estimator_params": _jsonable(params),
-                "n_lags": self.n_lags, "target": self.target}
+        return {
+            "estimator": type(self.estimator).__name__,
+            "estimator_params": _jsonable(params),
+            "n_lags": self.n_lags,
+            "target": self.target,
+        }
 
     def _fit_windows(self, X: np.ndarray, y: np.ndarray) -> None:
         pipeline = Pipeline([("scale", StandardScaler()), ("model", clone(self.estimator))])
@@ -177,6 +184,8 @@ def _deterministic_skops(data: bytes) -> bytes:
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
         names = sorted((n for n in archive.namelist() if n != "schema.json"), key=lambda n: int(ids[n[:-4]]))
         for name in names:
-            target.writestr(zipfile.ZipInfo(f"{ids[name[:-4]]}.npy", date_time=(1980, 1, 1, 0, 0, 0)), archive.read(name))
+            target.writestr(
+                zipfile.ZipInfo(f"{ids[name[:-4]]}.npy", date_time=(1980, 1, 1, 0, 0, 0)), archive.read(name)
+            )
         target.writestr(zipfile.ZipInfo("schema.json", date_time=(1980, 1, 1, 0, 0, 0)), schema)
     return out.getvalue()

@@ -6,13 +6,12 @@
     models/<name>/<series>/      the last fold's fitted model of that series, in the family's own
                                  files (JSON, safetensors, skops): no pickle, byte-identical reruns
 
-`load` builds a model from its family's class, found by name in `FAMILIES` (a fixed table, not
-a path read from the file), so a models directory cannot make this code import or run anything.
+`pipeline.models.loader.load` reads them back. This module is the writing side and the table
+of families; it imports no model family itself.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from pathlib import Path
@@ -21,7 +20,8 @@ from pipeline import io
 from pipeline.cli import UserError
 
 MANIFEST = "model.json"
-# family name in the manifest -> (module, class). One owner: the train stage and tests read it.
+# family name in the manifest -> (module, class): the one table of families. The loader imports
+# them by this table (tests/test_dvc_yaml.py reads it for the stages that load models).
 FAMILIES = {
     "naive": ("pipeline.models.naive", "Naive"),
     "drift": ("pipeline.models.naive", "Drift"),
@@ -38,13 +38,6 @@ def family_of(model) -> str:
         if entry == key:
             return name
     raise ValueError(f"{key} is not in pipeline.models.store.FAMILIES")
-
-
-def family_class(name: str) -> type:
-    if name not in FAMILIES:
-        raise KeyError(name)
-    module, cls = FAMILIES[name]
-    return getattr(importlib.import_module(module), cls)
 
 
 def series_directory(uid: str) -> str:
@@ -85,7 +78,11 @@ def manifest(name: str, stage: str, sections: list[str], last: dict[str, tuple[i
         "n_params": int(sum(counts.values())),
         "parameter_counts": counts,
         "series": series,
-        "history": {uid: {str(k): c for k, c in by_fold.items() if c} for uid, by_fold in curves.items() if any(by_fold.values())},
+        "history": {
+            uid: {str(k): c for k, c in by_fold.items() if c}
+            for uid, by_fold in curves.items()
+            if any(by_fold.values())
+        },
     }
 
 
@@ -107,15 +104,3 @@ def read_manifest(directory: Path) -> dict:
     if content["family"] not in FAMILIES:
         raise UserError(f"{path}: unknown model family {content['family']!r} (expected one of {', '.join(FAMILIES)})")
     return content
-
-
-def load(directory: Path, uid: str):
-    """The fitted model of series `uid` saved in `directory` (a `models/<name>/`)."""
-    content = read_manifest(directory)
-    if uid not in content["series"]:
-        raise UserError(f"{Path(directory) / MANIFEST}: no model for series {uid!r} (series: {', '.join(content['series'])})")
-    where = Path(directory) / content["series"][uid]["path"]
-    try:
-        return family_class(content["family"]).load(where, content["params"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f"{where}: cannot load the {content['family']} model ({err})") from None

@@ -34,7 +34,9 @@ class Windowed(Model):
         targets = transform(y, self.target)[self.n_lags :]
         windows = make_windows(transform(y, self.target), self.n_lags)[0] if X is None else X[skip:]
         if len(targets) == 0:
-            raise UserError(f"features.n_lags: {self.n_lags} lags leave no train window in a train part of {len(y)} prices")
+            raise UserError(
+                f"features.n_lags: {self.n_lags} lags leave no train window in a train part of {len(y)} prices"
+            )
         self._fit_windows(np.asarray(windows, dtype="float64"), targets)
         return self
 

@@ -12,7 +12,6 @@ import importlib
 import json
 import shutil
 import tempfile
-import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pandas as pd
 from mlflow.models import infer_signature
 
 from pipeline.forecast import next_day_forecast
-from pipeline.models import store
+from pipeline.models import loader, store
 from pipeline.tracking.provenance import key_part
 
 SERVED = Path(__file__).with_name("served.py")
@@ -34,7 +33,10 @@ SERVED_REQUIREMENTS = (
     *("mlflow", "numpy", "pandas", "pyarrow", "scipy", "statsmodels", "scikit-learn", "skops", "safetensors"),
     *("keras", "jax", "exchange-calendars"),
 )
-NATIVE_REQUIREMENTS = {"sklearn": ("mlflow", "numpy", "scikit-learn", "skops"), "keras": ("mlflow", "numpy", "keras", "jax")}
+NATIVE_REQUIREMENTS = {
+    "sklearn": ("mlflow", "numpy", "scikit-learn", "skops"),
+    "keras": ("mlflow", "numpy", "keras", "jax"),
+}
 NATIVE_OPTIONS = {"sklearn": {"serialization_format": "skops"}, "keras": {}}
 
 
@@ -48,7 +50,7 @@ def log_forecaster(directory: Path, manifest: dict, uid: str, prices: pd.DataFra
     `forecaster-<series>`, with a signature and an input example of its last `EXAMPLE_DAYS`
     prices (`ds`, `price`); and, where it has one, the native model as artifacts
     `<library>-<series>`. Returns the pyfunc's model URI."""
-    model = store.load(directory, uid)
+    model = loader.load(directory, uid)
     example = prices.tail(EXAMPLE_DAYS).reset_index(drop=True)
     signature = infer_signature(example, next_day_forecast(model, example))
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,7 +59,11 @@ def log_forecaster(directory: Path, manifest: dict, uid: str, prices: pd.DataFra
         staged = Path(tmp) / "model"
         entry = manifest["series"][uid]
         shutil.copytree(directory / entry["path"], staged / entry["path"])
-        own = {**manifest, "series": {uid: entry}, "history": {k: v for k, v in manifest.get("history", {}).items() if k == uid}}
+        own = {
+            **manifest,
+            "series": {uid: entry},
+            "history": {k: v for k, v in manifest.get("history", {}).items() if k == uid},
+        }
         (staged / store.MANIFEST).write_text(json.dumps(own, indent=1, sort_keys=True) + "\n")
         info = mlflow.pyfunc.log_model(
             name=f"forecaster-{key_part(uid)}",
@@ -75,8 +81,7 @@ def log_forecaster(directory: Path, manifest: dict, uid: str, prices: pd.DataFra
 
 def _log_native(library: str, learned, example: np.ndarray, uid: str) -> None:
     output = learned.predict(example, verbose=0) if library == "keras" else learned.predict(example)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+    with tempfile.TemporaryDirectory() as tmp:
         # Saved, then logged as run artifacts: `mlflow.keras.log_model` with an input example
         # fails in MLflow 3.17 (it writes the example before creating the model's directory),
         # while `save_model` into an existing empty directory works, for every flavour alike.

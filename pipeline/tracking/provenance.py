@@ -71,7 +71,11 @@ def dvc_md5(path: Path | str) -> str:
     if not path.is_dir():
         return file_md5(path)
     listing = sorted(
-        ({"md5": file_md5(file), "relpath": file.relative_to(path).as_posix()} for file in path.rglob("*") if file.is_file()),
+        (
+            {"md5": file_md5(file), "relpath": file.relative_to(path).as_posix()}
+            for file in path.rglob("*")
+            if file.is_file()
+        ),
         key=lambda entry: entry["relpath"],
     )
     return hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest() + ".dir"
@@ -122,4 +126,3 @@ def model_outputs(name: str) -> ModelOutputs:
         raise UserError(f"{table}: file not found (run `dvc repro` to create it)")
     manifest = store.read_manifest(directory)
     return ModelOutputs(name, table, directory, manifest, file_md5(table), dvc_md5(directory))
-

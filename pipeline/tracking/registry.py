@@ -60,4 +60,3 @@ def load_champion(series: str):
             return None
         model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
     return model, {**version.tags, "version": version.version}
-

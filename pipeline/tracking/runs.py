@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +39,19 @@ class PipelineRun:
     tags: dict[str, str]  # pipeline_run, git_commit, git_dirty, md5 of the inputs
 
     @classmethod
-    def start(cls, experiment_id: str, name: str, tags: dict[str, str]) -> PipelineRun:
+    @contextmanager
+    def started(cls, experiment_id: str, name: str, tags: dict[str, str]) -> Iterator[PipelineRun]:
+        """The new parent run `name`, finished when the block ends (failed if it fails)."""
         client = mlflow.MlflowClient()
-        run = client.create_run(experiment_id, run_name=name, tags=tags)
-        return cls(client, experiment_id, run.info.run_id, tags)
+        parent = cls(
+            client, experiment_id, client.create_run(experiment_id, run_name=name, tags=tags).info.run_id, tags
+        )
+        with _closing(client, parent.run_id):
+            yield parent
 
-    def finish(self, tags: dict[str, str]) -> None:
-        """Tag the parent (`run.<model>`, `champion.<series>`) and mark it finished."""
+    def link(self, tags: dict[str, str]) -> None:
+        """Tag the parent: `run.<model>` with the run of each model, `champion.<series>`."""
         self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-        self.client.set_terminated(self.run_id, "FINISHED")
 
     def _child(self, name: str, tags: dict[str, str]) -> str:
         tags = {**self.tags, **tags, MLFLOW_PARENT_RUN_ID: self.run_id}
@@ -62,7 +68,9 @@ class PipelineRun:
         )
         return found[0] if found else None
 
-    def log_model(self, outputs: ModelOutputs, params: Params, metrics: list[Metric], prices: pd.DataFrame, source: Path):
+    def log_model(
+        self, outputs: ModelOutputs, params: Params, metrics: list[Metric], prices: pd.DataFrame, source: Path
+    ):
         """Log one model's run (see the module docstring); return it as MLflow now has it.
 
         `metrics` are from `model_metrics`; `prices` is the prices table, `source` its path.
@@ -98,7 +106,9 @@ class PipelineRun:
             self.client.log_batch(run_id, metrics=metrics, tags=served)
         return self.client.get_run(run_id)
 
-    def log_comparison(self, report: dict, params: Params, sections: list[str], tags: dict, artifacts: list[Path]) -> str:
+    def log_comparison(
+        self, report: dict, params: Params, sections: list[str], tags: dict, artifacts: list[Path]
+    ) -> str:
         """The `comparison` run: every model's overall scores as `<model>.<key>`, the reports as
         artifacts, `tags` (`run.<model>`, `champion.<series>`); returns its id."""
         run_id = self._child("comparison", {"series": ",".join(report["series"]), **tags})
@@ -109,13 +119,13 @@ class PipelineRun:
             for key, value in scores.items()
         ]
         params = [Param(k, v) for k, v in flat_params(params, sections).items()]
-        self.client.log_batch(run_id, metrics=metrics, params=params)
-        for path in artifacts:
-            if path.is_dir():
-                self.client.log_artifacts(run_id, str(path), artifact_path=path.name)
-            else:
-                self.client.log_artifact(run_id, str(path))
-        self.client.set_terminated(run_id, "FINISHED")
+        with _closing(self.client, run_id):
+            self.client.log_batch(run_id, metrics=metrics, params=params)
+            for path in artifacts:
+                if path.is_dir():
+                    self.client.log_artifacts(run_id, str(path), artifact_path=path.name)
+                else:
+                    self.client.log_artifact(run_id, str(path))
         return run_id
 
 
@@ -133,6 +143,19 @@ def model_metrics(name: str, report: dict, evaluation: dict, manifest: dict) -> 
                 key = f"history/{key_part(uid)}/fold_{fold}/{curve}"
                 out += [Metric(key, _number(v), now, epoch) for epoch, v in enumerate(values)]
     return out
+
+
+@contextmanager
+def _closing(client: mlflow.MlflowClient, run_id: str) -> Iterator[None]:
+    """Mark run `run_id` finished after the block, or failed if it fails (a killed process
+    leaves it running: only finished runs count as logged)."""
+    try:
+        yield
+    except BaseException:
+        with suppress(Exception):  # the store may be what failed
+            client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
 
 
 def _now() -> int:

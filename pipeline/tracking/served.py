@@ -2,7 +2,7 @@
 
 MLflow's "models from code": `flavours.log_forecaster` logs this file (not a pickled object)
 with the series' files from `models/<name>/` as artifacts. Loading the pyfunc runs this file,
-whose `load_context` reads the files back with `pipeline.models.store.load` (numbers and names
+whose `load_context` reads the files back with `pipeline.models.loader.load` (numbers and names
 only). Its `predict` takes recent prices (`ds`, `price`) and returns the next trading day's
 forecast (`pipeline.forecast.next_day_forecast`). It needs this project's `pipeline` package
 importable, as `make venv` installs it.
@@ -18,11 +18,11 @@ class Forecaster(mlflow.pyfunc.PythonModel):
     """The fitted model of the one series in artifact `model` (a `models/<name>/` of that series)."""
 
     def load_context(self, context) -> None:
-        from pipeline.models import store
+        from pipeline.models import loader, store
 
         directory = Path(context.artifacts["model"])
         (series,) = store.read_manifest(directory)["series"]
-        self.model = store.load(directory, series)
+        self.model = loader.load(directory, series)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from pipeline.forecast import next_day_forecast

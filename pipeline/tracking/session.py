@@ -11,8 +11,16 @@ from pipeline.tracking import provenance, registry, runs, store
 from pipeline.tracking.provenance import ModelOutputs, key_part
 
 
-def log(root: Path, uri: str, params: Params, report: dict, evaluation: dict, outputs: list[ModelOutputs],
-        champions: dict[str, str], artifacts: list[Path]) -> None:
+def log(
+    root: Path,
+    uri: str,
+    params: Params,
+    report: dict,
+    evaluation: dict,
+    outputs: list[ModelOutputs],
+    champions: dict[str, str],
+    artifacts: list[Path],
+) -> None:
     """Log the pipeline run to the store `connect` returned (`root`, `uri`); print what it did."""
     prices = io.read_table(paths.PRICES, ["unique_id", "ds"])
     inputs = {f"md5.{p.as_posix()}": provenance.file_md5(p) for p in (paths.PRICES, paths.FOLDS)}
@@ -20,25 +28,30 @@ def log(root: Path, uri: str, params: Params, report: dict, evaluation: dict, ou
     tags = {"pipeline_run": name, **provenance.git_state(root), **inputs}
     with store.as_user_error(uri):
         experiment_id = store.experiment(params.mlflow.experiment, root, uri)
-        parent = runs.PipelineRun.start(experiment_id, name, tags)
-        logged, new = {}, []
-        for entry in outputs:
-            logged[entry.name] = parent.logged(entry)
-            if logged[entry.name] is None:
-                metrics = runs.model_metrics(entry.name, report, evaluation, entry.manifest)
-                logged[entry.name] = parent.log_model(entry, params, metrics, prices, root / paths.PRICES)
-                new.append(entry.name)
-        links = {f"run.{model}": run.info.run_id for model, run in logged.items()}
-        links.update({f"champion.{key_part(uid)}": model for uid, model in champions.items()})
-        sections = [s for s in type(params).model_fields if any(s in o.manifest.get("params_sections", []) for o in outputs)]
-        comparison = parent.log_comparison(report, params, [*sections, "evaluate"], links, artifacts)
-        versions = {uid: registry.register(uid, model, logged[model], report["series"][uid][model], name)
-                    for uid, model in champions.items()}
-        parent.finish({**links, "run.comparison": comparison})
+        with runs.PipelineRun.started(experiment_id, name, tags) as parent:
+            logged, new = {}, []
+            for entry in outputs:
+                logged[entry.name] = parent.logged(entry)
+                if logged[entry.name] is None:
+                    metrics = runs.model_metrics(entry.name, report, evaluation, entry.manifest)
+                    logged[entry.name] = parent.log_model(entry, params, metrics, prices, root / paths.PRICES)
+                    new.append(entry.name)
+            links = {f"run.{model}": run.info.run_id for model, run in logged.items()}
+            links.update({f"champion.{key_part(uid)}": model for uid, model in champions.items()})
+            used = {section for o in outputs for section in o.manifest.get("params_sections", [])}
+            sections = [s for s in type(params).model_fields if s in used]
+            comparison = parent.log_comparison(report, params, [*sections, "evaluate"], links, artifacts)
+            versions = {
+                uid: registry.register(uid, model, logged[model], report["series"][uid][model], name)
+                for uid, model in champions.items()
+            }
+            parent.link({**links, "run.comparison": comparison})
     unchanged = len(outputs) - len(new)
-    print(f"track: {len(new)} model runs logged, {unchanged} unchanged since logged, in {uri}; "
-          f"pipeline run '{name}' (tags.pipeline_run = '{name}')")
+    print(f"track: pipeline run '{name}': {len(new)} model runs logged, {unchanged} unchanged since logged, in {uri}")
+    print(f"track: runs at {store.ui_link(uri, experiment_id)}")
     for uid, model in champions.items():
         rmse = report["series"][uid][model]["rmse"]
-        print(f"track: {uid}: champion {model} (RMSE {rmse:.4g}) is "
-              f"models:/{registry.registered_name(uid)}@{registry.CHAMPION}, version {versions[uid].version}")
+        print(
+            f"track: {uid}: champion {model} (RMSE {rmse:.4g}) is "
+            f"models:/{registry.registered_name(uid)}@{registry.CHAMPION}, version {versions[uid].version}"
+        )

@@ -33,8 +33,9 @@ MLFLOW_DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
-# The experiment tag MLflow 3's UI reads to open an experiment in its model-training view
-# (runs, charts) rather than the GenAI view (traces) it shows experiments without it.
+# The experiment tag that marks an experiment as model training, not GenAI: what the UI's kind
+# selector writes. MLflow 3.17's UI also has a per-browser switch, "GenAI | Model training", that
+# wins over the tag and starts on GenAI; `ui_link` opens the model-training view regardless.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
@@ -79,6 +80,13 @@ def artifact_location(root: Path, uri: str) -> str | None:
     `--default-artifact-root`), so this is `None` there.
     """
     return None if is_server(uri) else (root / "mlruns").as_uri()
+
+
+def ui_link(uri: str, experiment_id: str) -> str:
+    """The experiment's page in the MLflow UI, in its model-training view: on the server, or
+    on `mlflow ui` for a local store (its default address)."""
+    base = uri.rstrip("/") if is_server(uri) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 
 def local_store_exists(uri: str) -> bool:
@@ -154,9 +162,13 @@ def experiment(name: str, root: Path, uri: str) -> str:
     client = mlflow.MlflowClient()
     found = client.get_experiment_by_name(name)
     if found is None:
-        return client.create_experiment(name, artifact_location=artifact_location(root, uri), tags=dict([EXPERIMENT_KIND]))
+        return client.create_experiment(
+            name, artifact_location=artifact_location(root, uri), tags=dict([EXPERIMENT_KIND])
+        )
     if found.lifecycle_stage == "deleted":
-        raise UserError(f"mlflow.experiment: {name!r} is deleted in {uri} (restore it in the MLflow UI or choose another name)")
+        raise UserError(
+            f"mlflow.experiment: {name!r} is deleted in {uri} (restore it in the MLflow UI or choose another name)"
+        )
     if EXPERIMENT_KIND[0] not in found.tags:  # an experiment made before; a kind chosen in the UI stays
         client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
     return found.experiment_id

@@ -1,0 +1,36 @@
+"""Reading `models/<name>/` back into fitted models (the other side of `pipeline.models.store`).
+
+`load` builds a model from its family's class, found by name in `store.FAMILIES` (a fixed table,
+not a path read from the file), so a models directory cannot make this code import or run
+anything else; each family's `load` reads numbers and names only.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from pipeline.cli import UserError
+from pipeline.models.store import FAMILIES, MANIFEST, read_manifest
+
+
+def family_class(name: str) -> type:
+    """The class of family `name` (a key of `store.FAMILIES`), imported on first use."""
+    if name not in FAMILIES:
+        raise KeyError(name)
+    module, cls = FAMILIES[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def load(directory: Path, uid: str):
+    """The fitted model of series `uid` saved in `directory` (a `models/<name>/`)."""
+    content = read_manifest(directory)
+    if uid not in content["series"]:
+        raise UserError(
+            f"{Path(directory) / MANIFEST}: no model for series {uid!r} (series: {', '.join(content['series'])})"
+        )
+    where = Path(directory) / content["series"][uid]["path"]
+    try:
+        return family_class(content["family"]).load(where, content["params"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{where}: cannot load the {content['family']} model ({err})") from None
