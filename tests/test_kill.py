@@ -87,6 +87,7 @@ KILLS = [
     (("pipeline.train", "arima"), "pipeline.walkforward:forecast_fold", "2"),  # mid walk-forward
     (("pipeline.train", "sklearn"), "pipeline.walkforward:forecast_fold", "2"),
     (("pipeline.train", "lstm"), "pipeline.walkforward:forecast_fold", "2"),
+    (("pipeline.track",), "pipeline.tracking.flavours:log_forecaster", "2"),  # mid logging, tracking on
     (("pipeline.evaluate",), "reports/plots/images/rmse_by_fold.png", "full-temp"),  # inside a directory output
     (("pipeline.evaluate",), "reports/metrics.json", "empty-temp"),
 ]
@@ -158,8 +159,12 @@ def pipeline(tmp_path_factory):
         yield repo, runner, snapshot(repo, lock_outputs(repo))
 
 
+TRACKING_ON = {"STOCKCAST_TRACKING": "on"}  # the track stage's kills log to the copy's local store
+
+
 def kill(runner: WarmRunner, stage: tuple[str, ...], output: str, point: str) -> None:
-    result = runner("kill_harness", output, point, *stage)
+    env = TRACKING_ON if stage == ("pipeline.track",) else None
+    result = runner("kill_harness", output, point, *stage, env=env)
     assert result.returncode == -9, (
         f"{stage} was not killed at {point} of {output}: {result.returncode} {result.stderr}"
     )
@@ -182,8 +187,9 @@ def test_a_kill_while_rewriting_keeps_every_output_and_dvc_sees_no_change(pipeli
     # The leftovers sit in a directory evaluate reads and one it writes; DVC and git ignore them.
     assert dvc(repo, "status", "--json").stdout.strip() == "{}"
     assert [line for line in run_in(repo, "git", "status", "--porcelain").stdout.splitlines() if ".tmp" in line] == []
+    assert any(t.startswith("models/") for t in left), left  # a killed model directory's temp directory
     for path in left:  # the next scenario starts clean
-        (repo / path).unlink()
+        shutil.rmtree(repo / path) if (repo / path).is_dir() else (repo / path).unlink()
 
 
 @pytest.mark.parametrize(
@@ -193,19 +199,30 @@ def test_a_kill_while_rewriting_keeps_every_output_and_dvc_sees_no_change(pipeli
         (("pipeline.ingest",), "data/prices.parquet", "full-temp", ["data", "reports"]),
         # one output of two in place: naive and evaluate rerun
         (("pipeline.train", "naive"), "data/predictions/naive.parquet", "renamed", ["data/predictions", "reports"]),
+        # killed mid walk-forward: nothing of the stage's is written; it and what follows rerun
+        (("pipeline.train", "arima"), "pipeline.walkforward:forecast_fold", "2", ["data/predictions/arima.parquet"]),
+        # killed while logging: no receipt, so track alone reruns
+        (("pipeline.track",), "pipeline.tracking.flavours:log_forecaster", "2", ["data/tracked.json"]),
     ],
-    ids=["ingest", "naive"],
+    ids=["ingest", "naive", "arima", "track"],
 )
 def test_dvc_repro_after_a_killed_first_run_gives_the_same_bytes(pipeline, stage, output, point, removed):
     repo, runner, reference = pipeline
     for path in removed:
-        shutil.rmtree(repo / path)
-    run_in(repo, "git", "checkout", "--", *removed)  # the tracked files in them (.gitignore), as a clone has them
+        shutil.rmtree(repo / path) if (repo / path).is_dir() else (repo / path).unlink()
+    tracked = [p for p in removed if (repo / p).is_dir() or not (repo / p).suffix]
+    if tracked:
+        run_in(repo, "git", "checkout", "--", *tracked)  # the tracked files in them (.gitignore), as a clone has them
     kill(runner, stage, output, point)
     survivors = snapshot(repo, lock_outputs(repo))
     assert all(data == reference[name] for name, data in survivors.items()), "a half-written output"
     assert (output in survivors) == (point == "renamed")
-    shutil.rmtree(repo / ".dvc/cache")  # nothing to check out: the killed stage must run again
+    if ":" in output:  # killed inside a stage's work: none of its outputs was written
+        assert not any(name.startswith(tuple(removed)) for name in survivors)
+    if stage != ("pipeline.track",):  # the cache holds every stage output but the receipt
+        shutil.rmtree(repo / ".dvc/cache")  # nothing to check out: the killed stage must run again
     log = dvc(repo, "repro").stdout
     assert f"Running stage '{stage[-1].removeprefix('pipeline.')}'" in log
+    if stage == ("pipeline.track",):
+        assert log.count("Running stage") == 1, log
     assert snapshot(repo, lock_outputs(repo)) == reference
