@@ -175,13 +175,13 @@ class Params(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     data: DataParams = Field(default_factory=DataParams)
-    diagnostics: DiagnosticsParams = Field(default_factory=DiagnosticsParams)
     features: FeaturesParams = Field(default_factory=FeaturesParams)
     split: SplitParams = Field(default_factory=SplitParams)
     parallel: ParallelParams = Field(default_factory=ParallelParams)
     arima: ArimaParams = Field(default_factory=ArimaParams)
     sklearn: SklearnParams = Field(default_factory=SklearnParams)
     lstm: LstmParams = Field(default_factory=LstmParams)
+    diagnostics: DiagnosticsParams = Field(default_factory=DiagnosticsParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     mlflow: MlflowParams = Field(default_factory=MlflowParams)
 
