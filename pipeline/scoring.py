@@ -1,7 +1,8 @@
 """Scores of predictions tables: each forecast row joined with what scoring it needs.
 
-Shared by the evaluate stage (the reports) and tracking (each model run's metrics), so both
-give a model the same figures under the same keys. Pure functions of frames.
+The evaluate stage scores with these; the champion rule (`champions`) is shared with the tracking
+stage, which registers the champions, and the forecast command, which serves them. Pure functions
+of frames and of `metrics.json`'s content.
 """
 
 from __future__ import annotations
