@@ -13,13 +13,14 @@ forecast command and the tracking stage read.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 from pipeline import io, paths
 from pipeline.cli import UserError, run
 from pipeline.models import store
 from pipeline.params import Params, load_params
-from pipeline.walkforward import parallel_backend, walk_forward
+from pipeline.walkforward import parallel_backend, walk_forward, warm_up
 
 # stage -> the params sections its models depend on (beside the prices and folds): recorded
 # with each model, and what dvc.yaml lists for the stage.
@@ -69,6 +70,12 @@ def build_models(stage: str, params: Params) -> dict:
     }
 
 
+def prepare(stage: str, params: Params) -> None:
+    """What a worker does before its first task: import the stage's model libraries."""
+    for model in build_models(stage, params).values():
+        model.prepare()
+
+
 def describe(name: str, stage: str, fitted) -> dict:
     """What the leaderboard says of a model beside its scores, stored in its table's metadata:
     the trainable parameters of the last fold's model, by weight block and in total."""
@@ -90,10 +97,13 @@ def main() -> None:
         raise UserError(f"usage: python -m pipeline.train {{{'|'.join(SECTIONS)}}}")
     stage = sys.argv[1]
     params = load_params()
-    prices = io.read_table(paths.PRICES, ["unique_id", "ds"])
-    folds = io.read_json(paths.FOLDS)
-    models = build_models(stage, params)
     with parallel_backend(params.parallel):  # one pool or cluster for all of the stage's models
+        warming = warm_up(functools.partial(prepare, stage, params), params.parallel.n_jobs)
+        prices = io.read_table(paths.PRICES, ["unique_id", "ds"])
+        folds = io.read_json(paths.FOLDS)
+        models = build_models(stage, params)
+        for _ in warming:
+            pass
         for name, model in models.items():
             columns = model.input_columns()
             inputs = (io.read_table(paths.WINDOWS, ["unique_id", "ds", *columns]), columns) if columns else None

@@ -1,5 +1,6 @@
 """The walk-forward loop: what each model sees, what it returns, in price units."""
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -115,3 +116,18 @@ def test_folds_from_another_data_set_are_a_clear_error():
     prices, folds = _inputs()
     with pytest.raises(UserError, match="series Z is not in the prices table"):
         walk_forward(Naive(), prices, {"Z": folds["A"]})
+
+
+def test_warm_up_runs_prepare_in_the_workers_and_the_loop_reuses_them():
+    """The stage starts its workers first (they import the model libraries while it reads its
+    inputs); the walk-forward then runs on those same processes."""
+    import os
+
+    from pipeline.params import ParallelParams
+    from pipeline.walkforward import parallel_backend, warm_up
+
+    assert list(warm_up(os.getpid, 1)) == []  # in-process: nothing to start
+    with parallel_backend(ParallelParams(backend="loky", n_jobs=2)):
+        warmed = set(warm_up(os.getpid, 2))
+        used = set(joblib.Parallel(n_jobs=2)(joblib.delayed(os.getpid)() for _ in range(8)))
+    assert os.getpid() not in warmed and warmed <= used

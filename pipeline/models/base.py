@@ -29,6 +29,9 @@ class Model:
         """`(n, 2)` lower and upper log-price bounds for the forecasts of `predict`, or `None`."""
         return None
 
+    def prepare(self) -> None:
+        """Import the libraries `fit` will need (a worker does it while the stage reads its inputs)."""
+
     def input_columns(self) -> list[str]:
         """The columns of the features table (`data/windows.parquet`) the model reads as `X`;
         `[]` for a model of the prices alone."""

@@ -89,6 +89,9 @@ class Recurrent(Windowed):
         self.n_lags = n_lags
         self.target = target
 
+    def prepare(self) -> None:
+        _keras()
+
     def _build(self):
         keras = _keras()
         # Layer names are given, not drawn from Keras' global counters, so they are the same in
