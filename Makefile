@@ -7,7 +7,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # DVC must not phone home or write outside the repo.
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: venv js repro test bench lock clean
+.PHONY: venv js repro test fuzz bench lock clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,12 @@ test: venv js
 	ruff format --check .
 	ruff check .
 	python -m pytest -q
+
+# The generated-input properties (tests/test_fuzz.py) at full size: FUZZ_EXAMPLES cases per property.
+FUZZ_EXAMPLES ?= 10000
+
+fuzz: venv
+	STOCKCAST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) python -m pytest -q tests/test_fuzz.py
 
 # The benchmarks compare with statsforecast, a benchmark-only extra: its lock is requirements.lock
 # plus the extra (same pins), installed over the synced venv; `make venv` syncs it away again.

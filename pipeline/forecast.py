@@ -59,16 +59,14 @@ def from_models(series: str, prices: pd.DataFrame) -> tuple[pd.DataFrame, str, s
     """The forecast of the champion in `reports/metrics.json`, loaded from `models/<champion>/`:
     (the forecast row, the champion's name, where it came from)."""
     from pipeline import scoring
-    from pipeline.models import loader, store
+    from pipeline.models import loader
 
     report = io.read_json(paths.METRICS)
     champion = scoring.champions(report).get(series)
     if champion is None:
         raise UserError(f"{paths.METRICS}: no scores for series {series!r} (rerun `dvc repro`)")
     directory = paths.model_directory(champion)
-    if not (directory / store.MANIFEST).exists():
-        raise UserError(f"{directory / store.MANIFEST}: file not found (run `dvc repro` to train the models)")
-    model = loader.load(directory, series)
+    model = loader.load(directory, series)  # a missing or damaged file: a UserError naming it
     return next_day_forecast(model, recent_prices(prices, series)), champion, f"{directory.as_posix()}/"
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from pipeline import io, paths
 from pipeline.cli import UserError, run
@@ -124,14 +126,30 @@ def _tickers(column: pd.Series, source: str) -> pd.Series:
 
 def _dates(column: pd.Series, source: str) -> pd.Series:
     text = column.astype("string").str.strip()
-    for fmt in ("ISO8601", None):
+    empty = text.isna() | text.eq("")
+    if empty.any():
+        raise UserError(f"{source}: column 'ds': empty date on row {int(empty.to_numpy().argmax()) + 1}")
+    # ISO, else the one format of the first date: never pandas' row-by-row dateutil guesses or its
+    # words 'now' and 'today', which read '12:00' or 'now' as a time today (another table tomorrow).
+    formats = ["ISO8601", *_calendar_format(text.iloc[0])]
+    relative = text.str.lower().isin(["now", "today"])
+    for fmt in formats if not relative.any() else []:
         try:
             return pd.to_datetime(text, format=fmt).astype("datetime64[ns]")
         except (ValueError, TypeError, OverflowError):
             continue
-    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    parsed = pd.to_datetime(text.mask(relative), format=formats[-1], errors="coerce")
     row = int(parsed.isna().to_numpy().argmax())
     raise UserError(f"{source}: column 'ds': unparseable or inconsistent date {text.iloc[row]!r} on row {row + 1}")
+
+
+def _calendar_format(date: str) -> list[str]:
+    """The strptime format pandas guesses for `date`, if it names a year, a month and a day."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "day-first format guessed", which would go to stderr
+        guessed = guess_datetime_format(date)
+    parts = set(re.findall(r"%.", guessed or ""))
+    return [guessed] if {"%Y", "%d"} <= parts and parts & {"%m", "%b", "%B"} else []
 
 
 def _numbers(column: pd.Series, name: str, source: str) -> pd.Series:
@@ -204,6 +222,7 @@ def read_csv(path: Path) -> pd.DataFrame:
         raise UserError(f"{path}: file is empty") from None
     except pd.errors.ParserError as err:
         raise UserError(f"{path}: malformed CSV ({str(err).strip()})") from None
+    raw = raw.dropna(how="all").reset_index(drop=True)  # rows of empty fields (`,,,` from spreadsheets) are blank lines
     return standardize(raw, str(path), default_id=validate_ticker(path.stem.upper(), f"{path}: file name"))
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from pipeline.cli import UserError
 
@@ -107,6 +108,29 @@ def write_text(text: str, path: Path | str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def repair(path: Path | str, dvc_yaml: Path | str = "dvc.yaml") -> str:
+    """How to get a damaged output back, the end of its error line, from its entry in `dvc.yaml`:
+
+        restore it with `dvc checkout --force <output>` or rebuild it with `dvc repro <stage>`
+
+    only the rebuild for an output DVC does not cache; plain `dvc repro` for a file no stage declares.
+    """
+    path = Path(path)
+    try:
+        stages = yaml.safe_load(Path(dvc_yaml).read_text())["stages"]
+        for name, stage in stages.items():
+            for entry in [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]:
+                out, options = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+                if path == Path(out) or Path(out) in path.parents:
+                    rebuild = f"rebuild it with `dvc repro {name}`"
+                    cached = (options or {}).get("cache", True)
+                    # --force: without it, checkout asks before it replaces a file it has no copy of.
+                    return f"restore it with `dvc checkout --force {out}` or {rebuild}" if cached else rebuild
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, StopIteration):
+        pass  # no readable dvc.yaml: the general advice
+    return "rebuild it with `dvc repro`"
+
+
 def read_table(path: Path | str, columns: Sequence[str] = ()) -> pd.DataFrame:
     """Read a Parquet table the pipeline wrote, checking that `columns` are present."""
     path = Path(path)
@@ -115,10 +139,10 @@ def read_table(path: Path | str, columns: Sequence[str] = ()) -> pd.DataFrame:
     try:
         frame = pq.read_table(path).to_pandas()
     except (pa.ArrowInvalid, OSError) as err:
-        raise UserError(f"{path}: not a readable Parquet file ({err})") from None
+        raise UserError(f"{path}: not a readable Parquet file ({err}); {repair(path)}") from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise UserError(f"{path}: missing column {missing[0]!r}")
+        raise UserError(f"{path}: missing column {missing[0]!r}; {repair(path)}")
     return frame
 
 
@@ -136,4 +160,4 @@ def read_json(path: Path | str) -> Any:
     except FileNotFoundError:
         raise UserError(f"{path}: file not found (run `dvc repro` to create it)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from None
+        raise UserError(f"{path}: not valid JSON ({err}); {repair(path)}") from None

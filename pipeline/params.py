@@ -214,18 +214,20 @@ def parse_params(raw: Any, source: str = "params") -> Params:
 def _describe(error: dict, raw: Any) -> str:
     """Pydantic's error as `key: problem`, the key read from its `loc` (section, field, ...)."""
     loc, kind = error["loc"], error["type"]
+    if kind == "invalid_key":  # a key that is not a string, named as YAML writes it (pydantic's loc has 0 for false)
+        loc = (*loc[:-1], yaml.safe_dump(error["input"]).splitlines()[0])
     if not loc:
         return "expected a mapping of sections at the top level"
     section = loc[0]
     if len(loc) == 1:
-        if kind == "extra_forbidden":
+        if kind in _UNKNOWN:
             return f"{section}: unknown section (expected one of {', '.join(Params.model_fields)})"
         rule = error.get("ctx", {}).get("error")
         if isinstance(rule, _Invalid):
             return f"{section}.{rule.key}: {rule.problem}"
         return f"{section}: expected a mapping of keys, got {type(raw[section]).__name__}"
     key, fields = loc[1], Params.model_fields[section].annotation.model_fields
-    if kind == "extra_forbidden":
+    if kind in _UNKNOWN:
         return f"{section}.{key}: unknown key (expected one of {', '.join(fields)})"
     if kind in _BOUNDS:  # a `Field(ge=...)` limit
         sign, name = _BOUNDS[kind]
@@ -234,6 +236,7 @@ def _describe(error: dict, raw: Any) -> str:
     return f"{section}.{key}: expected {_expected(fields[key].annotation)}, got {raw[section][key]!r}"
 
 
+_UNKNOWN = ("extra_forbidden", "invalid_key")  # a name not among the fields, or not a string (`1:`, `null:`)
 _BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt")}
 _NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
 

@@ -89,32 +89,48 @@ def with_inputs(series: dict[str, Series], table: pd.DataFrame, columns: list[st
 
 
 def folds_from_json(folds: dict[str, list[dict]], series: dict[str, Series]) -> list[Fold]:
-    """Turn the split stage's dated folds into positions in each series."""
+    """Turn the split stage's dated folds into positions in each series.
+
+    A hand-edited `data/folds.json` (a key gone, a date that is not a trading day or out of
+    order) is a `UserError` naming the file, the fold and the key, and how to get it back.
+    """
+    keys = ("history_start", "train_end", "test_start", "test_end")
+
+    def bad(problem: str) -> UserError:
+        return UserError(f"{paths.FOLDS}: {problem}; {io.repair(paths.FOLDS)}")
+
+    if not isinstance(folds, dict):
+        raise bad("expected a mapping of series to folds")
     out = []
     for unique_id, entries in folds.items():
         if unique_id not in series:
-            raise UserError(f"{paths.FOLDS}: series {unique_id} is not in the prices table (rerun `dvc repro split`)")
+            raise bad(f"series {unique_id} is not in the prices table")
+        if not isinstance(entries, list):
+            raise bad(f"{unique_id}: expected a list of folds")
         days = series[unique_id].ds
-
-        def position(day: str, days=days, unique_id=unique_id) -> int:
-            i = int(np.searchsorted(days, np.datetime64(day, "ns")))
-            if i >= len(days) or days[i] != np.datetime64(day, "ns"):
-                raise UserError(
-                    f"{paths.FOLDS}: fold date {day} is not a trading day of {unique_id} (rerun `dvc repro split`)"
-                )
-            return i
-
-        for entry in entries:
-            out.append(
-                Fold(
-                    unique_id,
-                    entry["fold"],
-                    position(entry["history_start"]),
-                    position(entry["train_end"]),
-                    position(entry["test_start"]),
-                    position(entry["test_end"]),
-                )
-            )
+        for number, entry in enumerate(entries):
+            where = f"{unique_id} fold {number}"
+            if not isinstance(entry, dict):
+                raise bad(f"{where}: expected a mapping, got {entry!r}")
+            missing = [key for key in ("fold", *keys) if key not in entry]
+            if missing:
+                raise bad(f"{where}: missing key {missing[0]!r}")
+            if not isinstance(entry["fold"], int) or isinstance(entry["fold"], bool):
+                raise bad(f"{where}: key 'fold': expected an integer, got {entry['fold']!r}")
+            positions = []
+            for key in keys:
+                try:
+                    day = np.datetime64(entry[key], "ns")
+                except (ValueError, TypeError):
+                    raise bad(f"{where}: key {key!r}: {entry[key]!r} is not a date") from None
+                i = int(np.searchsorted(days, day))
+                if i >= len(days) or days[i] != day:
+                    raise bad(f"{where}: key {key!r}: {entry[key]} is not a trading day of {unique_id}")
+                positions.append(i)
+            start, train_end, test_start, test_end = positions
+            if not start <= train_end < test_start <= test_end:
+                raise bad(f"{where}: dates out of order (history_start <= train_end < test_start <= test_end)")
+            out.append(Fold(unique_id, entry["fold"], *positions))
     return out
 
 

@@ -12,6 +12,7 @@ table lists the same rows.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -39,8 +40,12 @@ GOOD_PARAMS = {
     "features": {"n_lags": 5},
     "split": {"n_windows": 2, "test_size": 10},
     "parallel": {"n_jobs": 1},
+    "diagnostics": {"seasonal_period": 20},
 }
-CHAIN = (("ingest",), ("features",), ("split",), ("train", "naive"))
+# The good outputs: the first stages, the naive models (models/naive, models/drift) and their
+# reports, which `forecast` and `track` read.
+CHAIN = (("ingest",), ("features",), ("split",), ("train", "naive"), ("diagnostics",), ("evaluate",))
+OUTPUTS = ("data/", "models/", "reports/")  # where the stages write
 NO_TRACKING = {"STOCKCAST_TRACKING": "off"}  # outputs are the same bytes with tracking on; it only costs time
 
 
@@ -92,6 +97,34 @@ def garble_prices(repo: Path) -> None:
 def truncate_folds(repo: Path) -> None:
     path = repo / "data/folds.json"
     path.write_text(path.read_text()[:40])
+
+
+def truncate_windows(repo: Path) -> None:
+    path = repo / "data/windows.parquet"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def edit_folds(change: Callable[[list[dict]], None]) -> Callable[[Path], None]:
+    """A setup that hand-edits data/folds.json: `change` gets series ACME's folds; valid JSON stays."""
+
+    def setup(repo: Path) -> None:
+        path = repo / "data/folds.json"
+        folds = json.loads(path.read_text())
+        change(folds["ACME"])
+        path.write_text(json.dumps(folds, indent=2) + "\n")
+
+    return setup
+
+
+def delete_model_state(repo: Path) -> None:
+    # The champion of the prepared reports (naive or drift; no other model ran): delete both.
+    for name in ("naive", "drift"):
+        (repo / f"models/{name}/ACME/state.json").unlink()
+
+
+def garble_manifest(repo: Path) -> None:
+    path = repo / "models/naive/model.json"
+    path.write_text(path.read_text()[:50])
 
 
 @dataclass(frozen=True)
@@ -218,11 +251,57 @@ CASES = [
     ),
     Case(
         "corrupt-upstream-output",
-        ("data/prices.parquet", "not a readable Parquet file"),
+        (
+            "data/prices.parquet",
+            "not a readable Parquet file",
+            "restore it with `dvc checkout --force data/prices.parquet` or rebuild it with `dvc repro ingest`",
+        ),
         setup=garble_prices,
         stages=(("features",),),
     ),
-    Case("truncated-folds", ("data/folds.json", "not valid JSON"), setup=truncate_folds, stages=(("train", "naive"),)),
+    Case(
+        "truncated-folds",
+        ("data/folds.json", "not valid JSON", "`dvc checkout --force data/folds.json`", "`dvc repro split`"),
+        setup=truncate_folds,
+        stages=(("train", "naive"),),
+    ),
+    # corrupted workspace files: each line names the file and the command that repairs it
+    Case(
+        "truncated-windows",
+        ("data/windows.parquet", "not a readable Parquet file", "`dvc checkout --force data/windows.parquet`"),
+        setup=truncate_windows,
+        stages=(("train", "sklearn"),),
+    ),
+    Case(
+        "folds-missing-key",
+        ("data/folds.json", "ACME fold 1", "missing key 'train_end'", "`dvc repro split`"),
+        setup=edit_folds(lambda folds: folds[1].pop("train_end")),
+        stages=(("train", "naive"),),
+    ),
+    Case(
+        "folds-weekend-date",
+        ("data/folds.json", "ACME fold 0", "key 'test_start'", "2020-01-04 is not a trading day of ACME", "checkout"),
+        setup=edit_folds(lambda folds: folds[0].update(test_start="2020-01-04")),  # a Saturday
+        stages=(("train", "naive"),),
+    ),
+    Case(
+        "folds-out-of-order",
+        ("data/folds.json", "ACME fold 0", "dates out of order", "`dvc repro split`"),
+        setup=edit_folds(lambda folds: folds[0].update(train_end=folds[0]["test_end"])),
+        stages=(("train", "naive"),),
+    ),
+    Case(
+        "model-file-missing",
+        ("/ACME/state.json: file not found", "`dvc checkout --force models/", "`dvc repro naive`"),
+        setup=delete_model_state,
+        stages=(("forecast",),),
+    ),
+    Case(
+        "model-manifest-corrupt",
+        ("models/naive/model.json", "not valid JSON", "`dvc checkout --force models/naive`", "`dvc repro naive`"),
+        setup=garble_manifest,
+        stages=(("track",),),
+    ),
     Case(
         "mlflow-server-down",
         ("MLFLOW_TRACKING_URI", "cannot reach", "127.0.0.1:9"),
@@ -255,12 +334,12 @@ def stage_name(stage: tuple[str, ...]) -> str:
 
 
 def tree(repo: Path) -> dict[str, bytes | None]:
-    """Every file in the copy: bytes under data/ and reports/, presence elsewhere."""
+    """Every file in the copy: bytes under data/, models/ and reports/, presence elsewhere."""
     files = {}
     for path in sorted(repo.rglob("*")):
         rel = path.relative_to(repo).as_posix()
         if path.is_file() and "__pycache__" not in path.parts:
-            files[rel] = path.read_bytes() if rel.startswith(("data/", "reports/")) else None
+            files[rel] = path.read_bytes() if rel.startswith(OUTPUTS) else None
     return files
 
 
@@ -325,10 +404,11 @@ def prepared(tmp_path_factory):
 def workspace(prepared):
     """The prepared copy and its runner; whatever a test changes is put back afterwards."""
     prepared, runner = prepared
-    snapshot = {rel: data for rel, data in tree(prepared).items() if rel.startswith("data/")}
+    snapshot = {rel: data for rel, data in tree(prepared).items() if rel.startswith(OUTPUTS)}
     yield prepared, runner
     (prepared / "data").chmod(0o755)
-    shutil.rmtree(prepared / "data")
+    for directory in OUTPUTS:
+        shutil.rmtree(prepared / directory)
     for rel, data in snapshot.items():
         (prepared / rel).parent.mkdir(parents=True, exist_ok=True)
         (prepared / rel).write_bytes(data)

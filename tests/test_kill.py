@@ -8,16 +8,27 @@ renamed) or `renamed` (this output in place, later ones not). Nothing else is ch
 A killed write leaves its temp file (`.<name>.<random>.tmp`) beside the output; `.dvcignore`
 and `.gitignore` ignore that pattern, so neither DVC's hashes (of the `data/predictions`
 directory evaluate reads, of the `reports/plots` directory it writes) nor `git status` see it.
+
+`track` killed mid-logging, and a real `mlflow server` killed while `track` logs to it: the next
+`track` marks the killed runs FAILED, and each model's outputs end in exactly one FINISHED run.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import sqlite3
+import time
+from collections import defaultdict
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import WarmRunner, copy_repo, git_init, run_in, sample_csv
+from test_tracking import free_port, start_server, wait_healthy
 
 PARAMS = {
     "data": {"source": "csv", "path": "input/acme.csv"},
@@ -32,7 +43,8 @@ ENV = {"STOCKCAST_TRACKING": "off"}  # tracking writes nothing DVC tracks; it on
 HARNESS = '''"""python -m kill_harness TARGET POINT MODULE [ARGS...]: run MODULE, SIGKILL it at POINT of TARGET.
 
 TARGET is an output path (POINT: empty-temp, full-temp or renamed, of its atomic write) or a
-function `module:name` (POINT: N, its N-th call, killed as the call starts).
+function `module:name` (POINT: N, its N-th call, killed as the call starts). With
+KILL_HARNESS_GROUP set, the N-th call kills that process group (a server) and goes on.
 """
 import contextlib, functools, importlib, os, runpy, signal, sys
 
@@ -61,12 +73,16 @@ if ":" in target:
     owner, name = target.split(":")
     owner = importlib.import_module(owner)
     original, calls = getattr(owner, name), [0]
+    group = os.environ.get("KILL_HARNESS_GROUP")
 
     @functools.wraps(original)
     def counting(*args, **kwargs):
         calls[0] += 1
         if calls[0] == int(point):
-            os.kill(os.getpid(), signal.SIGKILL)
+            if group:
+                os.killpg(int(group), signal.SIGKILL)
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
         return original(*args, **kwargs)
 
     setattr(owner, name, counting)
@@ -78,6 +94,8 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 KILLS = [
     (("pipeline.ingest",), "data/prices.parquet", "empty-temp"),
     (("pipeline.ingest",), "data/prices.parquet", "full-temp"),
+    (("pipeline.diagnostics",), "reports/diagnostics/decomposition_ACME.png", "full-temp"),  # inside its figure
+    (("pipeline.diagnostics",), "reports/diagnostics/diagnostics.json", "empty-temp"),  # the figure in place
     (("pipeline.features",), "data/windows.parquet", "full-temp"),
     (("pipeline.split",), "data/folds.json", "full-temp"),
     (("pipeline.train", "naive"), "data/predictions/naive.parquet", "full-temp"),
@@ -125,7 +143,22 @@ def dvc(repo: Path, *args: str):
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
+def server(tmp_path_factory):
+    """A real `mlflow server`, started with the module: it comes up while the pipeline runs.
+
+    Yields its directory, port and processes (a list: a test kills it and starts another).
+    """
+    root, port = tmp_path_factory.mktemp("server"), free_port()
+    processes = [start_server(root, port)]
+    yield root, port, processes
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, server):
     """A git + DVC copy of the repo on a tiny config, after one uninterrupted `dvc repro`.
 
     Yields the copy, a warm runner in it and the reference snapshot of that run.
@@ -199,12 +232,14 @@ def test_a_kill_while_rewriting_keeps_every_output_and_dvc_sees_no_change(pipeli
         (("pipeline.ingest",), "data/prices.parquet", "full-temp", ["data", "reports"]),
         # one output of two in place: naive and evaluate rerun
         (("pipeline.train", "naive"), "data/predictions/naive.parquet", "renamed", ["data/predictions", "reports"]),
+        # the figure in place, its JSON not: diagnostics and track rerun
+        (("pipeline.diagnostics",), "reports/diagnostics/diagnostics.json", "full-temp", ["reports/diagnostics"]),
         # killed mid walk-forward: nothing of the stage's is written; it and what follows rerun
         (("pipeline.train", "arima"), "pipeline.walkforward:forecast_fold", "2", ["data/predictions/arima.parquet"]),
         # killed while logging: no receipt, so track alone reruns
         (("pipeline.track",), "pipeline.tracking.flavours:log_forecaster", "2", ["data/tracked.json"]),
     ],
-    ids=["ingest", "naive", "arima", "track"],
+    ids=["ingest", "naive", "diagnostics", "arima", "track"],
 )
 def test_dvc_repro_after_a_killed_first_run_gives_the_same_bytes(pipeline, stage, output, point, removed):
     repo, runner, reference = pipeline
@@ -226,3 +261,87 @@ def test_dvc_repro_after_a_killed_first_run_gives_the_same_bytes(pipeline, stage
     if stage == ("pipeline.track",):
         assert log.count("Running stage") == 1, log
     assert snapshot(repo, lock_outputs(repo)) == reference
+
+
+# ---------------------------------------------------------------- the MLflow store after a killed `track`
+
+
+def tracked_runs(db: Path) -> list[dict]:
+    """The runs `track` logged in a SQLite MLflow store (those with a `pipeline_run` tag): name,
+    status, tags. Read with sqlite3: MLflow's `runs` and `tags` tables, no mlflow import here."""
+    with closing(sqlite3.connect(db)) as con:
+        tags = defaultdict(dict)
+        for run, key, value in con.execute("SELECT run_uuid, key, value FROM tags"):
+            tags[run][key] = value
+        rows = con.execute("SELECT run_uuid, name, status FROM runs").fetchall()
+    return [
+        {"name": name, "status": status, "tags": tags[run]} for run, name, status in rows if "pipeline_run" in tags[run]
+    ]
+
+
+def assert_each_model_logged_once(runs: list[dict], receipt: dict) -> None:
+    """No run RUNNING, a FAILED one (the killed `track`'s), and each model's outputs (the
+    receipt's md5s) in exactly one FINISHED model run."""
+    assert {run["status"] for run in runs} == {"FINISHED", "FAILED"}, sorted((r["name"], r["status"]) for r in runs)
+    for model, md5s in receipt["models"].items():
+        finished = [
+            run
+            for run in runs
+            if run["status"] == "FINISHED"
+            and run["tags"].get("model") == model
+            and run["tags"].get("output_md5") == md5s["predictions_md5"]
+            and run["tags"].get("model_md5") == md5s["model_md5"]
+        ]
+        assert len(finished) == 1, (model, len(finished))
+
+
+def test_the_next_track_marks_a_killed_tracks_runs_failed_and_logs_each_model_once(pipeline):
+    repo, runner, reference = pipeline
+    track = ("pipeline.track",)
+    kill(runner, track, "pipeline.tracking.flavours:log_forecaster", "2")
+    assert "RUNNING" in {run["status"] for run in tracked_runs(repo / "mlflow.db")}  # the parent, at least
+    result = runner(*track, env=TRACKING_ON)
+    assert result.returncode == 0, result.stderr
+    assert_each_model_logged_once(tracked_runs(repo / "mlflow.db"), json.loads(reference["data/tracked.json"]))
+    assert "runs that a killed track left RUNNING" in result.stdout
+    (repo / "data/tracked.json").write_bytes(reference["data/tracked.json"])  # as the module's run (tracking off)
+
+
+def test_a_server_killed_during_track_fails_it_in_one_line_and_dvc_repro_logs_each_model_once(pipeline, server):
+    repo, runner, reference = pipeline
+    root, port, processes = server
+    uri = f"http://127.0.0.1:{port}"
+    wait_healthy(processes[-1], uri, root / "server.log")
+    (repo / "data/tracked.json").unlink()  # these outputs not yet tracked, as in a first run: DVC runs `track`
+    on = {"STOCKCAST_TRACKING": "on", "MLFLOW_TRACKING_URI": uri}
+    left = temps(repo)
+    started = time.monotonic()
+    # the server's process group is killed as the second model's pyfunc is logged
+    result = runner(
+        "kill_harness",
+        "pipeline.tracking.flavours:log_forecaster",
+        "2",
+        "pipeline.track",
+        env={**on, "KILL_HARNESS_GROUP": str(processes[-1].pid)},
+    )
+    elapsed = time.monotonic() - started
+    assert processes[-1].wait(timeout=10) == -9
+    expected = (
+        f"error: MLFLOW_TRACKING_URI: lost the MLflow tracking server at {uri} ([Errno 111] Connection refused); "
+        "run `dvc repro` once it is back"
+    )
+    assert (result.returncode, result.stderr.splitlines()) == (2, [expected]), result.stderr
+    assert elapsed < 30, elapsed
+    assert snapshot(repo, lock_outputs(repo)) == {k: v for k, v in reference.items() if k != "data/tracked.json"}
+    assert temps(repo) == left  # not even a temp receipt
+
+    processes.append(start_server(root, port))  # the same store, the same port
+    wait_healthy(processes[-1], uri, root / "server.log")
+    result = run_in(repo, "dvc", "repro", env=on, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("Running stage") == 1 and "Running stage 'track'" in result.stdout, result.stdout
+    receipt = json.loads((repo / "data/tracked.json").read_text())
+    assert receipt == {**json.loads(reference["data/tracked.json"]), "tracking": "on"}
+    assert_each_model_logged_once(tracked_runs(root / "db"), receipt)
+    for name in ("data/tracked.json", "dvc.lock"):  # back to the module's run (tracking off)
+        (repo / name).write_bytes(reference[name])

@@ -43,6 +43,7 @@ from pipeline.models import loader
 from pipeline.models import store as model_store
 from pipeline.params import parse_params
 from pipeline.tracking import flavours, provenance, registry, store
+from pipeline.tracking.runs import PROCESS_TAG, fail_leftovers
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
@@ -112,6 +113,32 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_server(root: Path, port: int) -> subprocess.Popen:
+    """Start a real `mlflow server` on 127.0.0.1:`port` with its SQLite store (`root/db`) and
+    proxied artifacts under `root`, in a process group of its own, logging to `root/server.log`
+    (appended: a restart on the same store keeps the earlier log). It answers some seconds later."""
+    argv = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/db"]
+    argv += ["--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--workers", "1"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    with open(root / "server.log", "ab") as log:
+        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_healthy(process: subprocess.Popen, uri: str, log: Path, timeout: float = 120) -> None:
+    """Wait until the server `process` at `uri` answers its /health."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"mlflow server exited: {log.read_text()[-2000:]}"
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"mlflow server not healthy after {timeout} s: {log.read_text()[-2000:]}")
 
 
 # ---------------------------------------------------------------- pure parts
@@ -208,20 +235,7 @@ def server(tmp_path_factory):
     """A real `mlflow server` (SQLite backend, proxied artifacts), started now, checked later."""
     root = tmp_path_factory.mktemp("server")
     port = free_port()
-    argv = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/db"]
-    argv += [
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    with open(root / "server.log", "wb") as log:
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = start_server(root, port)
     yield process, f"http://127.0.0.1:{port}", root / "server.log"
     children = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGTERM)
@@ -278,6 +292,7 @@ def test_one_run_per_model_with_its_params_and_tags(tracked):
         assert tags["model"] == model and tags["series"] == "SP500" and tags["pipeline_run"] == PIPELINE_RUN
         assert tags["family"] == manifest["description"] and tags["stage"] == manifest["stage"]
         assert tags["git_commit"] == commit and tags["git_dirty"] == "false"
+        assert tags[PROCESS_TAG] == f"{socket.gethostname()}:{os.getpid()}"  # track ran in this process
         assert {key: tags[f"md5.{key}"] for key in inputs} == inputs
         assert tags["output"] == f"data/predictions/{model}.parquet"
         assert tags["output_md5"] == file_md5(str(repo / tags["output"]))
@@ -418,6 +433,27 @@ def test_a_second_run_logs_no_model_again_and_links_the_earlier_runs(tracked, ca
     assert (repo / "data/tracked.json").read_bytes() == receipt
 
 
+def test_only_runs_of_a_gone_track_on_this_host_are_marked_failed(tracked):
+    repo, client, experiment, _ = tracked
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id that no process has now
+    host = socket.gethostname()
+    owners = {"killed": f"{host}:{gone.pid}", "live": f"{host}:{os.getpid()}", "elsewhere": f"not-{host}:{gone.pid}"}
+    ids = {
+        name: client.create_run(
+            experiment.experiment_id, run_name=name, tags={"pipeline_run": "leftovers", PROCESS_TAG: owner}
+        ).info.run_id
+        for name, owner in owners.items()
+    }
+    with in_repo(repo):
+        store.connect()
+        assert fail_leftovers(experiment.experiment_id) == [ids["killed"]]
+    status = {name: client.get_run(run_id).info.status for name, run_id in ids.items()}
+    assert status == {"killed": "FAILED", "live": "RUNNING", "elsewhere": "RUNNING"}
+    for run_id in ids.values():  # the later tests' `track` runs see none of these
+        client.delete_run(run_id)
+
+
 def test_tracking_off_logs_nothing_and_says_so_in_the_receipt(pipeline, tmp_path, capsys):
     copy = copy_outputs(pipeline, tmp_path / "off")
     with in_repo(copy, STOCKCAST_TRACKING="off"):
@@ -460,22 +496,9 @@ def test_a_failure_while_logging_is_one_line_marks_the_runs_failed_and_keeps_the
     assert (copy / "data/tracked.json").read_bytes() == before  # so DVC runs `track` again
 
 
-def _wait_healthy(process: subprocess.Popen, uri: str, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"mlflow server exited: {log.read_text()[-2000:]}"
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"mlflow server not healthy after {timeout} s: {log.read_text()[-2000:]}")
-
-
 def test_a_real_server_gets_the_runs_artifacts_and_champion(pipeline, server, tmp_path):
     process, uri, log = server
-    _wait_healthy(process, uri, log)
+    wait_healthy(process, uri, log)
     remote = copy_outputs(pipeline, tmp_path / "remote")
     with in_repo(remote, MLFLOW_TRACKING_URI=uri, STOCKCAST_PIPELINE_RUN="on-the-server"):
         track.main()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from pipeline import io
 from pipeline.cli import UserError
 from pipeline.models.store import FAMILIES, MANIFEST, read_manifest
 
@@ -32,5 +33,8 @@ def load(directory: Path, uid: str):
     where = Path(directory) / content["series"][uid]["path"]
     try:
         return family_class(content["family"]).load(where, content["params"])
+    except FileNotFoundError as err:  # a file of the model deleted: name that file
+        missing = Path(err.filename or where)
+        raise UserError(f"{missing}: file not found; {io.repair(missing)}") from None
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f"{where}: cannot load the {content['family']} model ({err})") from None
+        raise UserError(f"{where}: cannot load the {content['family']} model ({err}); {io.repair(where)}") from None

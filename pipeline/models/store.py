@@ -98,9 +98,18 @@ def write(directory: Path, content: dict, last: dict[str, tuple[int, object]]) -
 def read_manifest(directory: Path) -> dict:
     """A models directory's manifest; a `UserError` naming the file if it is missing or bad."""
     path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; {io.repair(path)}")
     content = io.read_json(path)
-    if not isinstance(content, dict) or not {"family", "params", "series"} <= set(content):
-        raise UserError(f"{path}: not a model manifest (rerun the model's stage)")
-    if content["family"] not in FAMILIES:
-        raise UserError(f"{path}: unknown model family {content['family']!r} (expected one of {', '.join(FAMILIES)})")
+    series = content.get("series") if isinstance(content, dict) else None
+    entries_ok = isinstance(series, dict) and all(
+        isinstance(e, dict) and isinstance(e.get("path"), str) for e in series.values()
+    )
+    if not entries_ok or not {"family", "params"} <= set(content):
+        raise UserError(f"{path}: not a model manifest; {io.repair(path)}")
+    if not isinstance(content["family"], str) or content["family"] not in FAMILIES:
+        raise UserError(
+            f"{path}: unknown model family {content['family']!r} (expected one of {', '.join(FAMILIES)}); "
+            f"{io.repair(path)}"
+        )
     return content

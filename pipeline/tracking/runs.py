@@ -5,11 +5,17 @@ and what it read and wrote, the evaluate stage's scores (the same keys for every
 and `fold/<key>` with step = fold), its training curves, the prices as its dataset input, and
 per series its fitted model (`flavours`). A model whose outputs are unchanged since they were
 logged to this store is not logged again: the pipeline run links the earlier run.
+
+Only FINISHED runs count as logged. A `track` that is killed leaves its runs RUNNING; each run
+carries a `track_process` tag (host and process id) by which the next `track` on that host
+marks them FAILED (`fail_leftovers`).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 import warnings
 from collections.abc import Iterator
@@ -25,8 +31,45 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from pipeline import paths
 from pipeline.forecast import recent_prices
 from pipeline.params import Params
-from pipeline.tracking import flavours
+from pipeline.tracking import flavours, store
 from pipeline.tracking.provenance import ModelOutputs, flat_params, key_part, learned_text
+
+PROCESS_TAG = "track_process"  # `<host>:<pid>` of the `track` logging the run
+
+
+def process_tag() -> str:
+    """This process's `track_process` tag."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def fail_leftovers(experiment_id: str) -> list[str]:
+    """Mark FAILED the runs of the experiment that a killed `track` on this host left RUNNING
+    (their `track_process` is a process that is gone); return their ids.
+
+    Not a run of a `track` still logging (a parallel experiment's, `dvc queue start -j 2`), nor
+    one from another host, whose liveness this host cannot see: that host's next `track` marks it.
+    """
+    client, host = mlflow.MlflowClient(), socket.gethostname()
+    running = client.search_runs(
+        [experiment_id], f"attributes.status = 'RUNNING' and tags.{PROCESS_TAG} LIKE '{host}:%'", max_results=1000
+    )
+    gone = []
+    for run in running:
+        owner, _, pid = run.data.tags[PROCESS_TAG].rpartition(":")
+        if owner == host and pid.isdigit() and int(pid) > 0 and not _alive(int(pid)):
+            client.set_terminated(run.info.run_id, "FAILED")
+            gone.append(run.info.run_id)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: no signal, only the check that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -36,7 +79,7 @@ class PipelineRun:
     client: mlflow.MlflowClient
     experiment_id: str
     run_id: str
-    tags: dict[str, str]  # pipeline_run, git_commit, git_dirty, md5 of the inputs
+    tags: dict[str, str]  # pipeline_run, track_process, git_commit, git_dirty, md5 of the inputs
 
     @classmethod
     @contextmanager
@@ -148,12 +191,15 @@ def model_metrics(name: str, report: dict, evaluation: dict, manifest: dict) -> 
 @contextmanager
 def _closing(client: mlflow.MlflowClient, run_id: str) -> Iterator[None]:
     """Mark run `run_id` finished after the block, or failed if it fails (a killed process
-    leaves it running: only finished runs count as logged)."""
+    leaves it running: only finished runs count as logged). A server that is gone is not asked:
+    the run stays RUNNING and the next `track` marks it (`fail_leftovers`)."""
     try:
         yield
     except BaseException:
-        with suppress(Exception):  # the store may be what failed
-            client.set_terminated(run_id, "FAILED")
+        # The client's retries would take seconds (minutes if the server hangs); the probe 3 s at most.
+        if store.unreachable(mlflow.get_tracking_uri()) is None:
+            with suppress(Exception):  # the store may be what failed
+                client.set_terminated(run_id, "FAILED")
         raise
     client.set_terminated(run_id, "FINISHED")
 

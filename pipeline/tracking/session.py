@@ -1,5 +1,6 @@
-"""One pipeline run's logging, in order: the parent run, each model's run (or the earlier run of
-unchanged outputs), the comparison, the registry's champions, then the parent's links to all."""
+"""One pipeline run's logging, in order: the runs a killed `track` left RUNNING marked FAILED,
+the parent run, each model's run (or the earlier run of unchanged outputs), the comparison, the
+registry's champions, then the parent's links to all."""
 
 from __future__ import annotations
 
@@ -25,9 +26,12 @@ def log(
     prices = io.read_table(paths.PRICES, ["unique_id", "ds"])
     inputs = {f"md5.{p.as_posix()}": provenance.file_md5(p) for p in (paths.PRICES, paths.FOLDS)}
     name = provenance.pipeline_run_id()
-    tags = {"pipeline_run": name, **provenance.git_state(root), **inputs}
-    with store.as_user_error(uri):
+    tags = {"pipeline_run": name, runs.PROCESS_TAG: runs.process_tag(), **provenance.git_state(root), **inputs}
+    with store.as_user_error(uri, retry="run `dvc repro`"):
         experiment_id = store.experiment(params.mlflow.experiment, root, uri)
+        failed = runs.fail_leftovers(experiment_id)
+        if failed:
+            print(f"track: marked FAILED {len(failed)} runs that a killed track left RUNNING")
         with runs.PipelineRun.started(experiment_id, name, tags) as parent:
             logged, new = {}, []
             for entry in outputs:

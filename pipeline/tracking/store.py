@@ -99,11 +99,19 @@ def check_reachable(uri: str, timeout: float = REACH_TIMEOUT) -> None:
     """Fail within about `timeout` seconds if an http(s) tracking server does not answer.
 
     Any HTTP answer counts as reachable (a server behind a login answers 401); only a refused
-    connection, a timeout or an unknown host is an error. Other URIs are local stores. The
-    request runs in a thread, so a name lookup that hangs cannot hold the stage either.
+    connection, a timeout or an unknown host is an error. Other URIs are local stores.
     """
+    reason = unreachable(uri, timeout)
+    if reason is not None:
+        raise UserError(f"MLFLOW_TRACKING_URI: cannot reach the MLflow tracking server at {uri} ({reason})")
+
+
+def unreachable(uri: str, timeout: float = REACH_TIMEOUT) -> str | None:
+    """Why an http(s) tracking server does not answer its /health within about `timeout` seconds,
+    or `None` if it answers (or `uri` is a local store). The request runs in a thread, so a name
+    lookup that hangs cannot hold the stage either."""
     if not is_server(uri):
-        return
+        return None
     outcome: list[BaseException | None] = []
 
     def ask() -> None:
@@ -119,19 +127,24 @@ def check_reachable(uri: str, timeout: float = REACH_TIMEOUT) -> None:
     thread.start()
     thread.join(timeout + 0.5)
     error = outcome[0] if outcome else TimeoutError(f"no answer in {timeout:g} s")
-    if error is not None:
-        reason = getattr(error, "reason", error)
-        raise UserError(f"MLFLOW_TRACKING_URI: cannot reach the MLflow tracking server at {uri} ({reason})")
+    return None if error is None else str(getattr(error, "reason", error))
 
 
 @contextmanager
-def as_user_error(uri: str) -> Iterator[None]:
-    """Turn an MLflow or connection failure into a `UserError` naming the store."""
+def as_user_error(uri: str, retry: str = "try again") -> Iterator[None]:
+    """Turn an MLflow or connection failure into a `UserError` naming the store: a server that
+    no longer answers (it died mid-run) as `MLFLOW_TRACKING_URI` and its URI, in place of the
+    client's last retry, with `retry` (what to do once it is back)."""
     from mlflow.exceptions import MlflowException
 
     try:
         yield
     except (MlflowException, OSError) as err:
+        reason = unreachable(uri)
+        if reason is not None:
+            raise UserError(
+                f"MLFLOW_TRACKING_URI: lost the MLflow tracking server at {uri} ({reason}); {retry} once it is back"
+            ) from None
         message = (str(getattr(err, "message", err)).strip().splitlines() or [type(err).__name__])[0]
         raise UserError(f"MLflow ({uri}): {message}") from None
 
