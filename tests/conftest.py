@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -159,3 +162,38 @@ def sample_csv(n_rows: int = 200) -> str:
 def repo_copy(tmp_path: Path) -> Path:
     """A fresh copy of the project (without the outputs `dvc.yaml` declares) for one test."""
     return copy_repo(tmp_path / "repo")
+
+
+# ---------------------------------------------------------------- a real MLflow server on 127.0.0.1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(root: Path, port: int) -> subprocess.Popen:
+    """Start a real `mlflow server` on 127.0.0.1:`port` with its SQLite store (`root/db`) and
+    proxied artifacts under `root`, in a process group of its own, logging to `root/server.log`
+    (appended: a restart on the same store keeps the earlier log). It answers some seconds later."""
+    argv = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/db"]
+    argv += ["--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--workers", "1"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    with open(root / "server.log", "ab") as log:
+        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_healthy(process: subprocess.Popen, uri: str, log: Path, timeout: float = 120) -> None:
+    """Wait until the server `process` at `uri` answers its /health."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"mlflow server exited: {log.read_text()[-2000:]}"
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"mlflow server not healthy after {timeout} s: {log.read_text()[-2000:]}")

@@ -27,8 +27,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import WarmRunner, copy_repo, git_init, run_in, sample_csv
-from test_tracking import free_port, start_server, wait_healthy
+from conftest import WarmRunner, copy_repo, free_port, git_init, run_in, sample_csv, start_server, wait_healthy
 
 PARAMS = {
     "data": {"source": "csv", "path": "input/acme.csv"},

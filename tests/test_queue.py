@@ -22,10 +22,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -33,7 +31,7 @@ import mlflow
 import psutil
 import pytest
 import yaml
-from conftest import BIN, copy_repo, git_init, run_in
+from conftest import copy_repo, free_port, git_init, run_in, start_server, wait_healthy
 
 from pipeline.scratch import GIT_IDENTITY
 
@@ -54,42 +52,18 @@ MODELS = ("naive", "drift", "arima", "sklearn", "lstm")
 QUEUE_TIMEOUT = 300  # seconds for the three queued experiments (about 40 s here)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A real `mlflow server` (its own SQLite store and artifacts), stopped with its children."""
     root = tmp_path_factory.mktemp("queue-server")
     port = free_port()
-    argv = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/db"]
-    argv += ["--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--workers", "1"]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    with open(root / "server.log", "wb") as log:
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = start_server(root, port)
     yield process, f"http://127.0.0.1:{port}", root / "server.log"
     children = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"server processes left behind: {alive}"
-
-
-def wait_healthy(process: subprocess.Popen, uri: str, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"mlflow server exited: {log.read_text()[-2000:]}"
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"mlflow server not healthy after {timeout} s: {log.read_text()[-2000:]}")
 
 
 def ok(result: subprocess.CompletedProcess) -> str:

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ import pandas as pd
 import psutil
 import pytest
 import yaml
-from conftest import BIN, copy_repo, git_init, run_in
+from conftest import copy_repo, free_port, git_init, run_in, start_server, wait_healthy
 from dvc_data.hashfile.build import build
 from dvc_data.hashfile.db import HashFileDB
 from dvc_data.hashfile.hash import file_md5
@@ -107,38 +106,6 @@ def copy_outputs(repo: Path, dest: Path) -> Path:
     """A copy of `repo` with its pipeline outputs, without its MLflow store."""
     shutil.copytree(repo, dest, ignore=shutil.ignore_patterns("mlflow.db", "mlruns", ".git"))
     return dest
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(root: Path, port: int) -> subprocess.Popen:
-    """Start a real `mlflow server` on 127.0.0.1:`port` with its SQLite store (`root/db`) and
-    proxied artifacts under `root`, in a process group of its own, logging to `root/server.log`
-    (appended: a restart on the same store keeps the earlier log). It answers some seconds later."""
-    argv = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/db"]
-    argv += ["--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--workers", "1"]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    with open(root / "server.log", "ab") as log:
-        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_healthy(process: subprocess.Popen, uri: str, log: Path, timeout: float = 120) -> None:
-    """Wait until the server `process` at `uri` answers its /health."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"mlflow server exited: {log.read_text()[-2000:]}"
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"mlflow server not healthy after {timeout} s: {log.read_text()[-2000:]}")
 
 
 # ---------------------------------------------------------------- pure parts
