@@ -19,8 +19,9 @@ from benchmarks.inputs import synthetic_inputs
 from benchmarks.report import Result, ratio, stopwatch
 from benchmarks.scaling import SIZES, fast_models
 from pipeline import io
+from pipeline.parallel import parallel_backend
 from pipeline.params import ParallelParams, Params
-from pipeline.walkforward import parallel_backend, walk_forward
+from pipeline.walkforward import walk_forward
 
 BACKENDS = {
     "loky, 2 processes": ParallelParams(backend="loky", n_jobs=2),

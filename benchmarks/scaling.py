@@ -15,9 +15,10 @@ import numpy as np
 
 from benchmarks.inputs import synthetic_inputs
 from benchmarks.report import Result, ratio, stopwatch
+from pipeline.parallel import parallel_backend
 from pipeline.params import Params
 from pipeline.train import build_models
-from pipeline.walkforward import parallel_backend, walk_forward
+from pipeline.walkforward import walk_forward
 
 SIZES = (10, 50, 200)
 # A run shorter than SHORT seconds is repeated and its best kept: at 10 ms a series, naive's

@@ -19,8 +19,9 @@ import sys
 from pipeline import io, paths
 from pipeline.cli import UserError, run
 from pipeline.models import store
+from pipeline.parallel import parallel_backend, warm_up
 from pipeline.params import Params, load_params
-from pipeline.walkforward import parallel_backend, walk_forward, warm_up
+from pipeline.walkforward import walk_forward
 
 # stage -> the params sections its models depend on (beside the prices and folds): recorded
 # with each model, and what dvc.yaml lists for the stage.

@@ -19,9 +19,10 @@ from pipeline.cli import UserError
 from pipeline.ingest import synthetic_prices
 from pipeline.models.arima import Arima
 from pipeline.models.naive import Drift, Naive
+from pipeline.parallel import parallel_backend
 from pipeline.params import ParallelParams, SplitParams, parse_params
 from pipeline.split import make_folds
-from pipeline.walkforward import parallel_backend, walk_forward
+from pipeline.walkforward import walk_forward
 
 N_SERIES, N_FOLDS = 4, 3
 

@@ -10,10 +10,11 @@ from pipeline.cli import UserError
 from pipeline.ingest import synthetic_prices
 from pipeline.models.arima import Arima
 from pipeline.models.recurrent import Recurrent
+from pipeline.parallel import parallel_backend
 from pipeline.params import ParallelParams, SplitParams, parse_params
 from pipeline.split import make_folds
 from pipeline.train import build_models, describe
-from pipeline.walkforward import parallel_backend, walk_forward
+from pipeline.walkforward import walk_forward
 
 # Keras 3.15 copies its variables with np.array(variable), which numpy 2.4 flags; harmless.
 pytestmark = pytest.mark.filterwarnings(

@@ -123,8 +123,8 @@ def test_warm_up_runs_prepare_in_the_workers_and_the_loop_reuses_them():
     inputs); the walk-forward then runs on those same processes."""
     import os
 
+    from pipeline.parallel import parallel_backend, warm_up
     from pipeline.params import ParallelParams
-    from pipeline.walkforward import parallel_backend, warm_up
 
     assert list(warm_up(os.getpid, 1)) == []  # in-process: nothing to start
     with parallel_backend(ParallelParams(backend="loky", n_jobs=2)):
