@@ -76,7 +76,7 @@ def _stats_and_figure(uid: str, ds: np.ndarray, log_price: np.ndarray, period: i
     entry, parts = series_stats(ds, log_price, period)
     if parts is not None:
         title = f"{uid}: STL decomposition of the log price, period {period} days"
-        plots.save_png(plots.decomposition_figure(*parts, title), paths.DIAGNOSTICS / f"decomposition_{uid}.png")
+        plots.save_png(plots.decomposition_figure(*parts, title), paths.decomposition(uid))
     return entry
 
 
@@ -96,12 +96,8 @@ def main() -> None:
                 "no decomposition",
                 file=sys.stderr,
             )
-    wanted = {
-        paths.DIAGNOSTICS / f"decomposition_{uid}.png"
-        for uid, e in report["series"].items()
-        if e["seasonal_strength"] is not None
-    }
-    for stale in paths.DIAGNOSTICS.glob("decomposition_*.png"):
+    wanted = set(paths.decompositions(report))
+    for stale in paths.DIAGNOSTICS.glob(paths.decomposition("*").name):
         if stale not in wanted:
             stale.unlink()  # a series that is gone
     io.write_json(report, paths.DIAGNOSTICS_JSON)

@@ -228,7 +228,7 @@ def main() -> None:
         "dm_pairwise": pairwise_dm(rows),
     }
     images = write_plots(rows, details["folds"], params, paths.PLOTS, all_params.parallel.n_jobs)
-    images += sorted(paths.DIAGNOSTICS.glob("decomposition_*.png"))
+    images += paths.decompositions(diagnostics)  # named by its report, the stage's declared input
     io.write_json(report, paths.METRICS)
     io.write_json(details, paths.EVALUATION)
     figures = [p.relative_to(paths.REPORTS) for p in images]

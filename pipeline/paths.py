@@ -29,3 +29,16 @@ def predictions(model: str) -> Path:
 def model_directory(model: str) -> Path:
     """Where a model stage saves the fitted `model` (`pipeline.models.store`)."""
     return MODELS / model
+
+
+def decomposition(series: str) -> Path:
+    """The diagnostics stage's STL figure of one series."""
+    return DIAGNOSTICS / f"decomposition_{series}.png"
+
+
+def decompositions(diagnostics: dict) -> list[Path]:
+    """The STL figures a diagnostics report (`diagnostics.json`'s content) has, in series order:
+    every series long enough for a decomposition (a seasonal strength that is not null)."""
+    return [
+        decomposition(uid) for uid, entry in diagnostics["series"].items() if entry["seasonal_strength"] is not None
+    ]

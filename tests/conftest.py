@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -197,3 +200,22 @@ def wait_healthy(process: subprocess.Popen, uri: str, log: Path, timeout: float 
         except OSError:
             time.sleep(0.5)
     pytest.fail(f"mlflow server not healthy after {timeout} s: {log.read_text()[-2000:]}")
+
+
+@contextmanager
+def mlflow_server(root: Path) -> Iterator[tuple[subprocess.Popen, str, Path]]:
+    """A real `mlflow server` on a free port (`start_server`): yields (process, URI, log), and
+    on exit stops it and checks that none of its processes is left behind. It answers some
+    seconds after it starts: `wait_healthy` waits for that."""
+    import psutil
+
+    port = free_port()
+    process = start_server(root, port)
+    try:
+        yield process, f"http://127.0.0.1:{port}", root / "server.log"
+    finally:
+        children = psutil.Process(process.pid).children(recursive=True)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, f"server processes left behind: {alive}"

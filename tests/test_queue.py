@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -31,7 +30,7 @@ import mlflow
 import psutil
 import pytest
 import yaml
-from conftest import copy_repo, free_port, git_init, run_in, start_server, wait_healthy
+from conftest import copy_repo, git_init, mlflow_server, run_in, wait_healthy
 
 from pipeline.scratch import GIT_IDENTITY
 
@@ -55,15 +54,8 @@ QUEUE_TIMEOUT = 300  # seconds for the three queued experiments (about 40 s here
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A real `mlflow server` (its own SQLite store and artifacts), stopped with its children."""
-    root = tmp_path_factory.mktemp("queue-server")
-    port = free_port()
-    process = start_server(root, port)
-    yield process, f"http://127.0.0.1:{port}", root / "server.log"
-    children = psutil.Process(process.pid).children(recursive=True)
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
-    _, alive = psutil.wait_procs(children, timeout=10)
-    assert not alive, f"server processes left behind: {alive}"
+    with mlflow_server(tmp_path_factory.mktemp("queue-server")) as server:
+        yield server
 
 
 def ok(result: subprocess.CompletedProcess) -> str:

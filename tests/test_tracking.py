@@ -13,7 +13,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,10 +25,9 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-import psutil
 import pytest
 import yaml
-from conftest import copy_repo, free_port, git_init, run_in, start_server, wait_healthy
+from conftest import copy_repo, free_port, git_init, mlflow_server, run_in, wait_healthy
 from dvc_data.hashfile.build import build
 from dvc_data.hashfile.db import HashFileDB
 from dvc_data.hashfile.hash import file_md5
@@ -200,15 +198,8 @@ def test_an_unreachable_server_is_a_user_error_naming_it_within_seconds():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A real `mlflow server` (SQLite backend, proxied artifacts), started now, checked later."""
-    root = tmp_path_factory.mktemp("server")
-    port = free_port()
-    process = start_server(root, port)
-    yield process, f"http://127.0.0.1:{port}", root / "server.log"
-    children = psutil.Process(process.pid).children(recursive=True)
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
-    _, alive = psutil.wait_procs(children, timeout=10)
-    assert not alive, f"server processes left behind: {alive}"
+    with mlflow_server(tmp_path_factory.mktemp("server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
