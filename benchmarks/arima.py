@@ -42,7 +42,7 @@ def refit_every_step(
     for history_start, t in days:
         with stopwatch() as elapsed:
             model.fit(log_price[history_start:t])
-            forecast = model.predict(log_price[history_start : t + 1], 1)[0]
+            forecast = model.predict(log_price[history_start : t + 1], 1)[0, 0]
         seconds.append(elapsed())
         orders.append(model.order_)
         forecasts.append(price[t - 1] * np.exp(forecast - log_price[t - 1]))

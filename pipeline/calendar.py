@@ -37,3 +37,11 @@ def next_trading_day(day) -> pd.Timestamp:
     else:  # outside the usual span: a calendar around the date itself
         calendar = _calendar(following - pd.Timedelta(days=31), following + pd.Timedelta(days=366))
     return calendar.date_to_session(following, direction="next")
+
+
+def next_trading_days(day, count: int) -> list[pd.Timestamp]:
+    """The first `count` NYSE sessions after `day`, in order."""
+    days = [next_trading_day(day)]
+    while len(days) < count:
+        days.append(next_trading_day(days[-1]))
+    return days

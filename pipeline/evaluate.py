@@ -5,21 +5,26 @@
 
 Every `data/predictions/*.parquet` is scored: a model is on the leaderboard because it wrote a
 table, under the table's file stem. The only name this module knows is the baseline's, `naive`.
-Scores are computed per model overall (every forecast of every fold and series pooled), per
-series and per fold, by the pure functions in `pipeline.metrics`:
+Scores are computed per horizon `h`, per model overall (every forecast of every fold and series
+pooled), per series and per fold, by the pure functions in `pipeline.metrics`. The shortest
+horizon (h=1 by default) stands for "one step" wherever a single figure is reported:
 
 - `reports/metrics.json` (the contract other tools read): per model and per series x model,
   rmse, mae, mape (a fraction), mase, directional_accuracy, rmse_vs_naive, dm_stat_vs_naive,
-  dm_pvalue_vs_naive, n_forecasts. A score that is undefined is null: mase when a fold's train
-  part has no price change; the vs-naive figures where the baseline has no forecast on the same
-  rows, and the DM figures for the baseline itself (a forecast against itself has no test);
-  directional_accuracy when every actual day was unchanged. A forecast of no change calls no
-  direction and counts as wrong, so the naive baseline's directional_accuracy is 0.
+  dm_pvalue_vs_naive, n_forecasts at the shortest horizon, and the same keys for every horizon
+  under `by_horizon."<h>"` (vs-naive figures against naive at the same horizon and days). A
+  score that is undefined is null: mase when a fold's train part has no price change; the
+  vs-naive figures where the baseline has no forecast on the same rows, and the DM figures for
+  the baseline itself (a forecast against itself has no test); directional_accuracy when every
+  actual price equals its cutoff's. A forecast of no change calls no direction and counts as
+  wrong, so the naive baseline's directional_accuracy is 0.
 - `reports/evaluation.json`: what does not belong in the contract: per-fold scores, pairwise DM
-  tests, interval coverage, parameter counts, directional-accuracy day counts.
+  tests, interval coverage, parameter counts, directional-accuracy day counts, at the shortest
+  horizon and under `by_horizon."<h>"` for every horizon.
 - `reports/leaderboard.md`: all of it for a person, with plain-words verdicts, and the ADF tests
   and seasonal strength of the diagnostics stage (`reports/diagnostics/`).
-- `reports/plots/`: PNGs under `images/`, and the data of the DVC plots as CSV.
+- `reports/plots/`: PNGs under `images/`, and the data of the DVC plots as CSV: the one-step
+  figures per series and fold, and RMSE / naive against the horizon (`skill_by_horizon`).
 """
 
 from __future__ import annotations
@@ -32,7 +37,16 @@ import pandas as pd
 from pipeline import io, leaderboard, metrics, paths, plots
 from pipeline.cli import UserError, run
 from pipeline.params import EvaluateParams, load_params
-from pipeline.scoring import ALPHA, BASELINE, REQUIRED_COLUMNS, fold_scales, forecast_rows, price_context, score
+from pipeline.scoring import (
+    ALPHA,
+    BASELINE,
+    REQUIRED_COLUMNS,
+    fold_scales,
+    forecast_rows,
+    price_context,
+    score,
+    score_horizons,
+)
 
 
 def read_predictions(directory: Path) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:
@@ -50,34 +64,42 @@ def read_predictions(directory: Path) -> tuple[dict[str, pd.DataFrame], dict[str
 
 
 def metrics_report(rows: pd.DataFrame) -> dict:
-    """The contents of `reports/metrics.json`: scores per model, and per series and model."""
+    """The contents of `reports/metrics.json`: scores per model, and per series and model, at
+    the shortest horizon and `by_horizon` (`scoring.score_horizons`)."""
     return {
-        "models": {model: score(group) for model, group in rows.groupby("model", sort=True)},
+        "models": {model: score_horizons(group) for model, group in rows.groupby("model", sort=True)},
         "series": {
-            uid: {model: score(group) for model, group in series.groupby("model", sort=True)}
+            uid: {model: score_horizons(group) for model, group in series.groupby("model", sort=True)}
             for uid, series in rows.groupby("unique_id", sort=True)
         },
     }
 
 
+def one_step(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows at the shortest horizon, the one the single-figure reports and plots show."""
+    return rows[rows["h"] == rows["h"].min()]
+
+
 def pairwise_dm(rows: pd.DataFrame) -> dict:
-    """DM test of every model against every other on the days both forecast.
+    """DM test of every model against every other on the days both forecast, at one horizon.
 
     `result[a][b]` tests a against b: a negative statistic means a has the smaller squared
     errors. `result[b][a]` has the opposite sign and the same p-value.
     """
-    errors = rows.assign(error=rows["y"] - rows["y_hat"]).pivot(
-        index=["unique_id", "ds"], columns="model", values="error"
-    )
-    models = sorted(errors.columns)
+    horizon = int(rows["h"].iloc[0])
+    # Pivoted on (unique_id, ds), sorted: each series' days in time order, as the test needs.
+    forecasts = rows.pivot(index=["unique_id", "ds"], columns="model", values="y_hat")
+    actual = rows.drop_duplicates(["unique_id", "ds"]).set_index(["unique_id", "ds"])["y"]
+    models = sorted(forecasts.columns)
     out: dict[str, dict] = {}
     for a in models:
         out[a] = {}
         for b in models:
             if a == b:
                 continue
-            both = errors[[a, b]].dropna()
-            test = metrics.diebold_mariano(both[a].to_numpy(), both[b].to_numpy())
+            both = forecasts[[a, b]].dropna()
+            y = actual.loc[both.index].to_numpy()
+            test = metrics.diebold_mariano(y, both[a].to_numpy(), both[b].to_numpy(), horizon)
             out[a][b] = {
                 "dm_stat": test[0] if test else None,
                 "dm_pvalue": test[1] if test else None,
@@ -86,19 +108,16 @@ def pairwise_dm(rows: pd.DataFrame) -> dict:
     return out
 
 
-def model_details(rows: pd.DataFrame, descriptions: dict[str, dict]) -> dict:
-    """Per model: trainable parameters (from the table's metadata), day counts of the
-    directional accuracy, and interval coverage and mean width (null without intervals)."""
+def horizon_details(rows: pd.DataFrame) -> dict:
+    """Per model at one horizon: day counts of the directional accuracy, and interval coverage
+    and mean width (null without intervals)."""
     out = {}
     for model, group in rows.groupby("model", sort=True):
-        described = descriptions.get(model, {})
         _, n_scored, n_flat = metrics.directional_accuracy(
-            group["y"].to_numpy(), group["y_hat"].to_numpy(), group["y_prev"].to_numpy()
+            group["y"].to_numpy(), group["y_hat"].to_numpy(), group["y_cutoff"].to_numpy()
         )
         has_interval = group["y_lo"].notna().all()
         out[model] = {
-            "n_params": described.get("n_params"),
-            "parameter_counts": described.get("parameter_counts", {}),
             "direction_days_scored": n_scored,
             "direction_days_unchanged": n_flat,
             "interval_coverage": metrics.interval_coverage(group["y"], group["y_lo"], group["y_hi"])
@@ -109,11 +128,43 @@ def model_details(rows: pd.DataFrame, descriptions: dict[str, dict]) -> dict:
     return out
 
 
+def model_details(rows: pd.DataFrame, descriptions: dict[str, dict]) -> dict:
+    """Per model: trainable parameters (from the table's metadata), then `horizon_details` at
+    the shortest horizon."""
+    at_one_step = horizon_details(one_step(rows))
+    return {
+        model: {
+            "n_params": descriptions.get(model, {}).get("n_params"),
+            "parameter_counts": descriptions.get(model, {}).get("parameter_counts", {}),
+            **at_one_step[model],
+        }
+        for model in sorted(rows["model"].unique())
+    }
+
+
 def fold_report(rows: pd.DataFrame) -> dict:
-    """Scores per fold number (pooled over series) and model: `{fold: {model: scores}}`."""
+    """Scores per fold number (pooled over series) and model at one horizon: `{fold: {model: scores}}`."""
     return {
         str(fold): {model: score(group) for model, group in by_fold.groupby("model", sort=True)}
         for fold, by_fold in rows.groupby("fold", sort=True)
+    }
+
+
+def evaluation_report(rows: pd.DataFrame, descriptions: dict[str, dict]) -> dict:
+    """The contents of `reports/evaluation.json`: per-model details, fold scores and pairwise DM
+    tests at the shortest horizon, and the same per horizon under `by_horizon."<h>"`."""
+    first = one_step(rows)
+    return {
+        "baseline": BASELINE,
+        "alpha": ALPHA,
+        "horizons": [int(h) for h in sorted(rows["h"].unique())],
+        "models": model_details(rows, descriptions),
+        "folds": fold_report(first),
+        "dm_pairwise": pairwise_dm(first),
+        "by_horizon": {
+            str(h): {"models": horizon_details(group), "folds": fold_report(group), "dm_pairwise": pairwise_dm(group)}
+            for h, group in rows.groupby("h", sort=True)
+        },
     }
 
 
@@ -134,6 +185,18 @@ def cumulative_frame(rows: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+def skill_frame(report: dict) -> pd.DataFrame:
+    """`h`, `model`, `rmse_vs_naive` (NaN where undefined) from `metrics_report`'s result, by
+    horizon then model: the data of the skill-by-horizon plot."""
+    rows = [
+        (int(h), model, s["rmse_vs_naive"])
+        for model, scores in report["models"].items()
+        for h, s in scores["by_horizon"].items()
+    ]
+    frame = pd.DataFrame(rows, columns=["h", "model", "rmse_vs_naive"]).astype({"rmse_vs_naive": "float64"})
+    return frame.sort_values(["h", "model"], kind="stable").reset_index(drop=True)
+
+
 def fold_rmse_frame(folds: dict) -> pd.DataFrame:
     """`fold`, `model`, `rmse`, `rmse_vs_naive` (NaN where undefined) from `fold_report`'s result."""
     rows = [
@@ -148,11 +211,14 @@ def _csv(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, lineterminator="\n")
 
 
-def write_plots(rows: pd.DataFrame, folds: dict, params: EvaluateParams, root: Path, n_jobs: int = 1) -> list[Path]:
+def write_plots(
+    rows: pd.DataFrame, folds: dict, skill: pd.DataFrame, params: EvaluateParams, root: Path, n_jobs: int = 1
+) -> list[Path]:
     """Write every figure (PNG) and DVC plot data file (CSV) under `root`; remove stale ones.
 
-    Figures are drawn on `n_jobs` processes when there are many (four per series).
-    Returns the PNG paths in the order the leaderboard lists them.
+    `rows` are one horizon's (the one-step figures), `folds` its `fold_report`, `skill` the
+    `skill_frame` of every horizon. Figures are drawn on `n_jobs` processes when there are many
+    (three per series). Returns the PNG paths in the order the leaderboard lists them.
     """
     images = root / "images"
     colors = plots.model_colors(sorted(rows["model"].unique()))
@@ -167,9 +233,12 @@ def write_plots(rows: pd.DataFrame, folds: dict, params: EvaluateParams, root: P
         io.write_text(_csv(frame), path)
         written[path] = None
 
+    csv(skill, root / f"{plots.SKILL_BY_HORIZON}.csv")
+    png(plots.skill_figure, skill, colors, BASELINE, name=f"{plots.SKILL_BY_HORIZON}.png")
     fold_rmse = fold_rmse_frame(folds)
     csv(fold_rmse, root / "rmse_by_fold.csv")
-    png(plots.fold_rmse_figure, fold_rmse, colors, BASELINE, name="rmse_by_fold.png")
+    step = leaderboard.step_label(int(rows["h"].iloc[0]))
+    png(plots.fold_rmse_figure, fold_rmse, colors, BASELINE, step, name="rmse_by_fold.png")
     for uid, series in rows.groupby("unique_id", sort=True):
         last = last_fold_frame(series)
         csv(last, root / "forecast" / f"{uid}.csv")
@@ -177,7 +246,7 @@ def write_plots(rows: pd.DataFrame, folds: dict, params: EvaluateParams, root: P
             plots.forecast_figure,
             last,
             colors,
-            f"{uid}: one-step forecasts over the last fold",
+            f"{uid}: {step} forecasts over the last fold",
             name=f"forecast_{uid}.png",
         )
         zoom_start = np.sort(last["ds"].unique())[-min(params.zoom_days, last["ds"].nunique())]
@@ -185,7 +254,7 @@ def write_plots(rows: pd.DataFrame, folds: dict, params: EvaluateParams, root: P
             plots.forecast_figure,
             last[last["ds"] >= zoom_start],
             colors,
-            f"{uid}: the last {params.zoom_days} days",
+            f"{uid}: {step} forecasts, the last {params.zoom_days} days",
             name=f"zoom_{uid}.png",
         )
         cumulative = cumulative_frame(series)
@@ -196,7 +265,7 @@ def write_plots(rows: pd.DataFrame, folds: dict, params: EvaluateParams, root: P
             cumulative,
             starts,
             colors,
-            f"{uid}: cumulative squared error minus the naive forecast's",
+            f"{uid}: cumulative {step} squared error minus the naive forecast's",
             name=f"cumulative_{uid}.png",
         )
     plots.parallel_map(_draw, figures, n_jobs)
@@ -220,14 +289,10 @@ def main() -> None:
     context = price_context(prices)
     rows = forecast_rows(tables, context, fold_scales(context, folds))
     report = metrics_report(rows)
-    details = {
-        "baseline": BASELINE,
-        "alpha": ALPHA,
-        "models": model_details(rows, descriptions),
-        "folds": fold_report(rows),
-        "dm_pairwise": pairwise_dm(rows),
-    }
-    images = write_plots(rows, details["folds"], params, paths.PLOTS, all_params.parallel.n_jobs)
+    details = evaluation_report(rows, descriptions)
+    images = write_plots(
+        one_step(rows), details["folds"], skill_frame(report), params, paths.PLOTS, all_params.parallel.n_jobs
+    )
     images += paths.decompositions(diagnostics)  # named by its report, the stage's declared input
     io.write_json(report, paths.METRICS)
     io.write_json(details, paths.EVALUATION)
@@ -235,7 +300,8 @@ def main() -> None:
     io.write_text(leaderboard.render(report, details, folds, figures, diagnostics), paths.LEADERBOARD)
     best = min(report["models"], key=lambda m: report["models"][m]["rmse"])
     print(
-        f"evaluate: {len(report['models'])} models, {len(rows)} forecasts; lowest RMSE: {best} -> {paths.LEADERBOARD}"
+        f"evaluate: {len(report['models'])} models, {len(rows)} forecasts at horizons {details['horizons']}; "
+        f"lowest one-step RMSE: {best} -> {paths.LEADERBOARD}"
     )
 
 

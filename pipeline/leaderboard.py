@@ -2,7 +2,8 @@
 
 `render` is a pure function of the two reports the stage writes (`metrics.json`'s contents and
 `evaluation.json`'s), the folds and the figure paths; it names no model but the baseline the
-reports name.
+reports name. Skill against the baseline is shown at every horizon; the other tables are at the
+shortest horizon (one step by default) and say so.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import scoring
+from pipeline import plots, scoring
 
 
 @functools.cache
@@ -25,40 +26,52 @@ def text() -> dict:
 def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Sequence[Path], diagnostics: dict) -> str:
     """The whole leaderboard page, ending with a newline; `diagnostics` is the diagnostics
     stage's report (ADF tests and seasonal strength per series)."""
-    baseline, alpha = details["baseline"], details["alpha"]
+    baseline, alpha, horizons = details["baseline"], details["alpha"], details["horizons"]
+    step = step_label(horizons[0])
     models = report["models"]
     ranked = sorted(models, key=lambda m: (models[m]["rmse"], m))
-    lines = ["# Leaderboard", "", headline(models, baseline, alpha), ""]
-    n_folds = sorted({len(entries) for entries in folds.values()})
-    n_forecasts = sorted({s["n_forecasts"] for s in models.values()})
+    lines = ["# Leaderboard", "", *_headlines(models, horizons, baseline, alpha)]
     lines += [
-        f"One-step-ahead walk-forward forecasts of {len(report['series'])} series ({', '.join(report['series'])}), "
-        f"{_join(n_folds)} folds per series, {_join(n_forecasts)} forecasts per model. Ranked by RMSE pooled over "
-        f"every fold and series; `RMSE / {baseline}` below 1 means smaller errors than the {baseline} random walk "
-        "on the same days.",
+        text()["intro"].format(
+            n_series=len(report["series"]),
+            series=", ".join(report["series"]),
+            horizons=", ".join(map(str, horizons)),
+            folds=_join(sorted({len(entries) for entries in folds.values()})),
+            forecasts=_join(sorted({s["n_forecasts"] for s in models.values()})),
+            step=step,
+            baseline=baseline,
+        ),
         "",
     ]
     lines += _score_table(ranked, models, details, baseline, alpha, with_params=True)
     lines += ["", *_notes(details, baseline, alpha), ""]
+    lines += _skill(ranked, models, horizons, baseline, alpha, images)
     lines += _parameters(ranked, details)
-    lines += _intervals(ranked, details)
+    lines += _intervals(ranked, details, horizons)
     lines += ["## By series", ""]
-    chosen = scoring.champions(report)
+    chosen = {h: scoring.champions(report, h) for h in horizons}
     for uid, by_model in report["series"].items():
         order = sorted(by_model, key=lambda m: (by_model[m]["rmse"], m))
+        lines += [f"### {uid}", "", champion_sentence(uid, chosen[horizons[0]][uid], baseline), ""]
+        if len(horizons) > 1:
+            named = ", ".join(f"h={h} **{chosen[h][uid]}**" for h in horizons)
+            lines += [text()["champions_by_horizon"].format(champions=named), ""]
         lines += [
-            f"### {uid}",
-            "",
-            champion_sentence(uid, chosen[uid], baseline),
+            f"Scores at {step}:",
             "",
             *_score_table(order, by_model, details, baseline, alpha, with_params=False),
             "",
         ]
-    lines += _by_fold(ranked, details, baseline)
-    lines += _pairwise(ranked, details, alpha)
+    lines += _by_fold(ranked, details, baseline, step)
+    lines += _pairwise(ranked, details, alpha, step)
     lines += _stationarity(diagnostics, alpha)
     lines += ["## Plots", "", *[f"- [{path.stem}]({path.as_posix()})" for path in images], ""]
     return "\n".join(lines)
+
+
+def step_label(horizon: int) -> str:
+    """How the page and the figures name the horizon a one-horizon table or figure shows."""
+    return "h=1 (one step)" if horizon == 1 else f"h={horizon}"
 
 
 def champion_sentence(uid: str, champion: str, baseline: str) -> str:
@@ -79,10 +92,9 @@ def verdict(scores: dict, baseline: str, alpha: float, model: str) -> str:
     return f"no evidence it beats {baseline}"
 
 
-def headline(models: dict, baseline: str, alpha: float) -> str:
-    """The sentence at the top: does anything beat the baseline?"""
-    if baseline not in models:
-        return f"**There is no `{baseline}` predictions table, so nothing is compared with the random walk.**"
+def headline(models: dict, baseline: str, alpha: float, horizon: int) -> str:
+    """The sentence at the top for one horizon: does anything beat the baseline there?
+    `models` holds each model's scores at `horizon`."""
     winners = [m for m, s in models.items() if m != baseline and scoring.beats_baseline(s)]
     if winners:
         named = ", ".join(
@@ -90,8 +102,24 @@ def headline(models: dict, baseline: str, alpha: float) -> str:
             f"p={_p(models[m]['dm_pvalue_vs_naive'])})"
             for m in winners
         )
-        return f"**Beats the {baseline} random walk at the {alpha:.0%} level: {named}.**"
-    return text()["no_winner"].format(baseline=baseline, alpha_pct=f"{alpha:.0%}")
+        return f"**h={horizon}: beats the {baseline} random walk at the {alpha:.0%} level: {named}.**"
+    ahead = f"{horizon} trading day{'' if horizon == 1 else 's'} ahead"
+    return text()["no_winner"].format(baseline=baseline, alpha_pct=f"{alpha:.0%}", h=horizon, ahead=ahead)
+
+
+def _headlines(models: dict, horizons: list[int], baseline: str, alpha: float) -> list[str]:
+    if baseline not in models:
+        return [f"**There is no `{baseline}` predictions table, so nothing is compared with the random walk.**", ""]
+    at = {h: {m: s["by_horizon"][str(h)] for m, s in models.items()} for h in horizons}
+    return [*(f"- {headline(at[h], baseline, alpha, h)}" for h in horizons), ""]
+
+
+def mark(scores: dict, baseline: str, alpha: float, model: str) -> str:
+    """`verdict` as a mark for a table cell: ✓ beats the baseline, ✗ worse, empty otherwise."""
+    p, stat = scores["dm_pvalue_vs_naive"], scores["dm_stat_vs_naive"]
+    if model == baseline or p is None or p >= alpha:
+        return ""
+    return " ✓" if stat < 0 else " ✗"
 
 
 def _score_table(
@@ -138,6 +166,31 @@ def _score_table(
     return lines
 
 
+def _skill(
+    order: list[str], models: dict, horizons: list[int], baseline: str, alpha: float, images: Sequence[Path]
+) -> list[str]:
+    if baseline not in models:
+        return []
+    lines = ["## Skill by horizon", "", text()["skill_intro"].format(baseline=baseline, alpha_pct=f"{alpha:.0%}"), ""]
+    lines += ["| model | " + " | ".join(f"h={h}" for h in horizons) + " |", "|---|" + "---:|" * len(horizons)]
+    for model in order:
+        cells = []
+        for h in horizons:
+            s = models[model]["by_horizon"][str(h)]
+            if model == baseline:
+                cells.append("1 (baseline)")
+            elif s["rmse_vs_naive"] is None:
+                cells.append("n/a")
+            else:
+                cells.append(
+                    f"{s['rmse_vs_naive']:.4f} (p={_p(s['dm_pvalue_vs_naive'])}){mark(s, baseline, alpha, model)}"
+                )
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    figure = [path for path in images if path.stem == plots.SKILL_BY_HORIZON]
+    lines += ["", *(f"![RMSE / {baseline} by horizon]({path.as_posix()})" for path in figure)]
+    return lines + [""]
+
+
 def _notes(details: dict, baseline: str, alpha: float) -> list[str]:
     flat = _join(sorted({d["direction_days_unchanged"] for d in details["models"].values()}))
     values = {"baseline": baseline, "alpha_pct": f"{alpha:.0%}", "flat": flat}
@@ -160,26 +213,34 @@ def _parameters(order: list[str], details: dict) -> list[str]:
     return lines + [""]
 
 
-def _intervals(order: list[str], details: dict) -> list[str]:
+def _intervals(order: list[str], details: dict, horizons: list[int]) -> list[str]:
     with_interval = [m for m in order if details["models"][m]["interval_coverage"] is not None]
     if not with_interval:
         return []
     lines = [
         "## Prediction intervals",
         "",
-        "Share of actual prices inside the model's [y_lo, y_hi] and the interval's mean width.",
+        "Share of actual prices inside the model's [y_lo, y_hi] and the interval's mean width, per horizon h.",
         "",
     ]
-    lines += ["| model | coverage | mean width (price) |", "|---|---:|---:|"]
+    lines += ["| model | h | coverage | mean width (price) |", "|---|---:|---:|---:|"]
     for model in with_interval:
-        d = details["models"][model]
-        lines.append(f"| {model} | {_num(d['interval_coverage'], '.1%')} | {_sig(d['interval_mean_width'])} |")
+        for h in horizons:
+            d = details["by_horizon"][str(h)]["models"][model]
+            lines.append(
+                f"| {model} | {h} | {_num(d['interval_coverage'], '.1%')} | {_sig(d['interval_mean_width'])} |"
+            )
     return lines + [""]
 
 
-def _by_fold(order: list[str], details: dict, baseline: str) -> list[str]:
+def _by_fold(order: list[str], details: dict, baseline: str, step: str) -> list[str]:
     folds = details["folds"]
-    lines = ["## By fold", "", f"RMSE per walk-forward fold, pooled over series (`RMSE / {baseline}` in brackets).", ""]
+    lines = [
+        "## By fold",
+        "",
+        f"RMSE per walk-forward fold at {step}, pooled over series (`RMSE / {baseline}` in brackets).",
+        "",
+    ]
     lines += ["| model | " + " | ".join(f"fold {k}" for k in folds) + " |", "|---|" + "---:|" * len(folds)]
     for model in order:
         cells = []
@@ -190,14 +251,14 @@ def _by_fold(order: list[str], details: dict, baseline: str) -> list[str]:
     return lines + [""]
 
 
-def _pairwise(order: list[str], details: dict, alpha: float) -> list[str]:
+def _pairwise(order: list[str], details: dict, alpha: float, step: str) -> list[str]:
     if len(order) < 2:
         return []
     pairs = details["dm_pairwise"]
     lines = [
         "## Pairwise Diebold-Mariano",
         "",
-        "Row model against column model on the days both forecast: statistic (p-value); "
+        f"Row model against column model at {step} on the days both forecast: statistic (p-value); "
         "negative means the row model has smaller squared errors. Bold: significant at the "
         f"{alpha:.0%} level.",
         "",
@@ -268,3 +329,4 @@ def _p(value: float | None) -> str:
 
 def _join(values: list) -> str:
     return " to ".join(f"{v:,}" for v in (values[0], values[-1])) if len(values) > 1 else f"{values[0]:,}"
+

@@ -9,8 +9,8 @@ guarantees it), so MAPE is always defined.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, root_mean_squared_error
+from statsmodels.tsa.stattools import diebold_mariano_test
 
 
 def rmse(y: np.ndarray, y_hat: np.ndarray) -> float:
@@ -42,8 +42,10 @@ def mase(y: np.ndarray, y_hat: np.ndarray, scale: np.ndarray | float) -> float |
     """Mean absolute scaled error: mean of |y - y_hat| / scale (Hyndman and Koehler, 2006).
 
     `scale` is one number or one per forecast (each fold's own `naive_scale`), so forecasts
-    pooled from several folds and series are each scaled by their own train part. `None` when
-    any scale is zero: a constant train part has no naive error to scale by.
+    pooled from several folds and series are each scaled by their own train part. The scale is
+    the one-step naive MAE at every horizon, so h-step scores stay comparable across horizons
+    (a random walk's naive MASE grows about like sqrt(h)). `None` when any scale is zero: a
+    constant train part has no naive error to scale by.
     """
     scale = np.broadcast_to(np.asarray(scale, dtype="float64"), np.shape(y))
     if np.any(scale <= 0):
@@ -60,16 +62,17 @@ def rmse_ratio(y: np.ndarray, y_hat: np.ndarray, y_hat_baseline: np.ndarray) -> 
     return rmse(y, y_hat) / baseline if baseline > 0 else None
 
 
-def directional_accuracy(y: np.ndarray, y_hat: np.ndarray, y_prev: np.ndarray) -> tuple[float | None, int, int]:
-    """Share of days where the forecast calls the direction of the move from yesterday's price.
+def directional_accuracy(y: np.ndarray, y_hat: np.ndarray, y_cutoff: np.ndarray) -> tuple[float | None, int, int]:
+    """Share of forecasts that call the direction of the move from the price at their cutoff.
 
-    Returns `(accuracy, n_scored, n_flat)`. Days on which the actual price did not change have
-    no direction to call: they are left out and counted in `n_flat`. A forecast of no change
-    (`y_hat == y_prev`, e.g. the naive random walk every day) calls no direction and counts as
+    `y_cutoff` is the last price the forecast knew (at horizon 1, the previous day's). Returns
+    `(accuracy, n_scored, n_flat)`. Days on which the actual price equals the cutoff's have no
+    direction to call: they are left out and counted in `n_flat`. A forecast of no change
+    (`y_hat == y_cutoff`, e.g. the naive random walk every day) calls no direction and counts as
     wrong, so the naive baseline scores 0. `accuracy` is `None` when no day is scored.
     """
-    actual = np.sign(np.asarray(y) - np.asarray(y_prev))
-    predicted = np.sign(np.asarray(y_hat) - np.asarray(y_prev))
+    actual = np.sign(np.asarray(y) - np.asarray(y_cutoff))
+    predicted = np.sign(np.asarray(y_hat) - np.asarray(y_cutoff))
     moved = actual != 0
     n_scored = int(moved.sum())
     n_flat = int(len(actual) - n_scored)
@@ -89,28 +92,28 @@ def interval_width(y_lo: np.ndarray, y_hi: np.ndarray) -> float:
     return float(np.mean(np.asarray(y_hi) - np.asarray(y_lo)))
 
 
-def diebold_mariano(e1: np.ndarray, e2: np.ndarray) -> tuple[float, float] | None:
-    """Diebold-Mariano test of equal accuracy of two one-step forecasts, squared-error loss.
+def diebold_mariano(
+    y: np.ndarray, y_hat_a: np.ndarray, y_hat_b: np.ndarray, horizon: int = 1
+) -> tuple[float, float] | None:
+    """Diebold-Mariano test of equal accuracy of two `horizon`-step forecasts, squared-error loss.
 
-    `e1`, `e2` are the two forecasts' errors on the same days. With d = e1² - e2², the
-    statistic is mean(d) / sqrt(var(d) / n) (variance with divisor n: at horizon 1 no
-    autocovariance terms enter), times the Harvey-Leybourne-Newbold correction sqrt((n - 1) / n)
-    for h = 1; the two-sided p-value is from Student's t with n - 1 degrees of freedom. This is
-    R's `forecast::dm.test(e1, e2, alternative = "two.sided", h = 1, power = 2)`.
+    statsmodels' `diebold_mariano_test(y, y_hat_a, y_hat_b, lags=horizon - 1, harvey_adj=True,
+    horizon=horizon)`: with d = (y - y_hat_a)² - (y - y_hat_b)², the statistic is mean(d) over the
+    square root of its Newey-West variance (Bartlett weights, horizon - 1 autocovariances: h-step
+    errors overlap by h - 1 days), times the Harvey-Leybourne-Newbold correction
+    sqrt((n + 1 - 2h + h(h - 1)/n) / n); the two-sided p-value is from Student's t with n - 1
+    degrees of freedom. At horizon 1 (no autocovariances) this is R's
+    `forecast::dm.test(e_a, e_b, alternative = "two.sided", h = 1, power = 2)`; above 1 R weighs
+    the autocovariances equally instead, so the two differ.
 
-    A negative statistic means the first forecast has the smaller loss. Returns
-    `(statistic, p_value)`, or `None` when the loss differential has zero variance (e.g. a
-    forecast against itself), where R stops with "Variance of DM statistic is zero". Because
-    h = 1 uses no autocovariances, the order of the days does not matter, so errors pooled from
-    several series and folds can be tested together.
+    A negative statistic means forecast a has the smaller loss. The days must be in time order
+    within each series. Returns `(statistic, p_value)`, or `None` when there are no more days
+    than the horizon (the HLN factor is then zero or undefined) or the loss differential is
+    constant (e.g. a forecast against itself: statsmodels gives NaN or an infinite statistic).
     """
-    d = np.asarray(e1, dtype="float64") ** 2 - np.asarray(e2, dtype="float64") ** 2
-    n = len(d)
-    if n < 2:
+    y, y_hat_a, y_hat_b = (np.asarray(a, dtype="float64") for a in (y, y_hat_a, y_hat_b))
+    d = (y - y_hat_a) ** 2 - (y - y_hat_b) ** 2
+    if len(d) <= horizon or np.ptp(d) == 0:
         return None
-    variance = float(np.mean((d - d.mean()) ** 2)) / n
-    if not variance > 0:
-        return None
-    statistic = float(d.mean()) / np.sqrt(variance) * np.sqrt((n - 1) / n)
-    p_value = 2 * stats.t.cdf(-abs(statistic), df=n - 1)
-    return float(statistic), float(p_value)
+    result = diebold_mariano_test(y, y_hat_a, y_hat_b, lags=horizon - 1, harvey_adj=True, horizon=horizon)
+    return float(result.statistic), float(result.pvalue)

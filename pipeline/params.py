@@ -9,6 +9,7 @@ stage that knows the data, naming the same key.
 from __future__ import annotations
 
 import datetime
+import itertools
 import types
 import typing
 from pathlib import Path
@@ -88,6 +89,17 @@ class FeaturesParams(_Section):
     target: Literal["log_return", "price"] = "log_return"  # what the window models learn
 
 
+class ForecastParams(_Section):
+    # trading days ahead, from each cutoff; checked against split.test_size in `Params`
+    horizons: list[int] = [1, 5, 20]
+
+    def _check(self) -> None:
+        h = self.horizons
+        _require(bool(h), "horizons", "must list at least one horizon")
+        _require(all(v >= 1 for v in h), "horizons", f"every horizon must be >= 1 trading day, got {h}")
+        _require(all(a < b for a, b in itertools.pairwise(h)), "horizons", f"must be strictly increasing, got {h}")
+
+
 class SplitParams(_Section):
     n_windows: int = Field(5, ge=2)  # walk-forward folds (TimeSeriesSplit n_splits, which needs >= 2)
     test_size: int = Field(250, ge=1)  # test days per fold, about one trading year
@@ -128,6 +140,7 @@ class SklearnParams(_Section):
     estimator: Estimator = "ridge"
     params: dict[str, Any] = {}  # keyword arguments of the estimator
     random_state: int = 0  # passed to estimators that take one
+    strategy: Literal["direct", "recursive"] = "direct"  # one estimator per horizon, or the one-step one fed back
 
     def _check(self) -> None:
         problem = "set random_state through sklearn.random_state, not sklearn.params"
@@ -145,6 +158,7 @@ class LstmParams(_Section):
     validation_fraction: float = 0.1  # last part of each train window used for early stopping
     seed: int = 0
     warm_start: bool = False  # start fold k from fold k-1's weights
+    strategy: Literal["mimo", "recursive"] = "mimo"  # one output per horizon, or the one-step net fed back
 
     def _check(self) -> None:
         _require(len(self.units) >= 1, "units", "must list at least one layer size")
@@ -176,6 +190,7 @@ class Params(BaseModel):
 
     data: DataParams = Field(default_factory=DataParams)
     features: FeaturesParams = Field(default_factory=FeaturesParams)
+    forecast: ForecastParams = Field(default_factory=ForecastParams)
     split: SplitParams = Field(default_factory=SplitParams)
     parallel: ParallelParams = Field(default_factory=ParallelParams)
     arima: ArimaParams = Field(default_factory=ArimaParams)
@@ -189,6 +204,14 @@ class Params(BaseModel):
     @classmethod
     def _null_is_defaults(cls, body: Any) -> Any:
         return {} if body is None else body  # `lstm:` with nothing under it
+
+    @model_validator(mode="after")
+    def _across_sections(self):
+        # A horizon as long as the test part would leave a fold no forecast to score.
+        longest, test_size = self.forecast.horizons[-1], self.split.test_size
+        if longest >= test_size:
+            raise _Invalid("forecast.horizons", f"{longest} must be shorter than split.test_size ({test_size})")
+        return self
 
 
 def load_params(path: Path | str = paths.PARAMS) -> Params:
@@ -217,6 +240,9 @@ def _describe(error: dict, raw: Any) -> str:
     if kind == "invalid_key":  # a key that is not a string, named as YAML writes it (pydantic's loc has 0 for false)
         loc = (*loc[:-1], yaml.safe_dump(error["input"]).splitlines()[0])
     if not loc:
+        rule = error.get("ctx", {}).get("error")
+        if isinstance(rule, _Invalid):  # a rule across sections names its own `section.key`
+            return f"{rule.key}: {rule.problem}"
         return "expected a mapping of sections at the top level"
     section = loc[0]
     if len(loc) == 1:

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from pipeline import io
 
 ACTUAL = "actual"  # the line label of the observed price in forecast frames
+SKILL_BY_HORIZON = "skill_by_horizon"  # the stem of the skill-by-horizon figure and its plot data
 MIN_TASKS_PER_PROCESS = 8  # per-series work goes to processes only above this
 
 
@@ -54,21 +55,40 @@ def forecast_figure(frame: pd.DataFrame, colors: dict[str, str], title: str) -> 
     return figure
 
 
-def fold_rmse_figure(frame: pd.DataFrame, colors: dict[str, str], baseline: str) -> Figure:
+def fold_rmse_figure(frame: pd.DataFrame, colors: dict[str, str], baseline: str, horizon: str) -> Figure:
     """RMSE per fold and its ratio to the baseline's, one line per model: `frame` has `fold`,
-    `model`, `rmse` and `rmse_vs_naive` columns."""
+    `model`, `rmse` and `rmse_vs_naive` columns, all at the horizon `horizon` names."""
     figure = Figure(figsize=(8, 7), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True)
     for model, rows in frame.groupby("model", sort=True):
         top.plot(rows["fold"], rows["rmse"], color=colors[model], marker="o", linewidth=1, label=model)
         bottom.plot(rows["fold"], rows["rmse_vs_naive"], color=colors[model], marker="o", linewidth=1, label=model)
-    top.set(title="RMSE by walk-forward fold (pooled over series)", ylabel="RMSE (price)")
+    top.set(title=f"RMSE by walk-forward fold, {horizon} (pooled over series)", ylabel="RMSE (price)")
     bottom.axhline(1, color="black", linewidth=0.8)
     bottom.set(xlabel="fold", ylabel=f"RMSE / {baseline}")
     bottom.set_xticks(sorted(frame["fold"].unique()))
     top.legend(loc="best", fontsize="small")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
+    return figure
+
+
+def skill_figure(frame: pd.DataFrame, colors: dict[str, str], baseline: str) -> Figure:
+    """RMSE over the baseline's against the horizon, one line per model (the baseline's at 1):
+    `frame` has `h`, `model` and `rmse_vs_naive` columns."""
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    ax = figure.subplots()
+    for model, rows in frame.groupby("model", sort=True):
+        ax.plot(rows["h"], rows["rmse_vs_naive"], color=colors[model], marker="o", linewidth=1, label=model)
+    ax.axhline(1, color="black", linewidth=0.8)
+    ax.set(
+        title=f"RMSE / {baseline} by forecast horizon (below 1 beats the random walk)",
+        xlabel="horizon h (trading days after the cutoff)",
+        ylabel=f"RMSE / {baseline}",
+    )
+    ax.set_xticks(sorted(frame["h"].unique()))
+    ax.legend(loc="best", fontsize="small")
+    ax.grid(alpha=0.3)
     return figure
 
 

@@ -1,8 +1,11 @@
-"""Scores of predictions tables: each forecast row joined with what scoring it needs.
+"""Scores of predictions tables: each forecast row joined with what scoring it needs, per horizon.
 
-The evaluate stage scores with these; the champion rule (`champions`) is shared with the tracking
-stage, which registers the champions, and the forecast command, which serves them. Pure functions
-of frames and of `metrics.json`'s content.
+A predictions table has a row per series, target day `ds` and horizon `h`: the forecast made
+with the data up to `cutoff`, `h` trading days (rows of the series' prices) before `ds`. The
+evaluate stage scores with these; the champion rule (`champions`, `horizons`) is shared with the
+tracking stage, which registers the champions, and the forecast command, which serves them. The
+shortest horizon in the tables plays the role of one step (h=1) wherever one figure is reported.
+Pure functions of frames and of `metrics.json`'s content.
 """
 
 from __future__ import annotations
@@ -26,16 +29,17 @@ METRIC_KEYS = (
     "dm_pvalue_vs_naive",
     "n_forecasts",
 )
-REQUIRED_COLUMNS = ("unique_id", "ds", "fold", "y", "y_hat")
+REQUIRED_COLUMNS = ("unique_id", "ds", "cutoff", "h", "fold", "y", "y_hat")
 
 
 def price_context(prices: pd.DataFrame) -> pd.DataFrame:
-    """`unique_id`, `ds`, `price` (the forecast target) and `y_prev` (the previous day's price)."""
+    """`unique_id`, `ds`, `price` (the forecast target) and `position` (the day's row number in
+    its series' prices, 0 first: horizons count these rows, not calendar days)."""
     column = io.target_column(prices.columns)
     frame = prices[["unique_id", "ds", column]].rename(columns={column: "price"})
     frame = frame.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
     frame["ds"] = frame["ds"].astype("datetime64[ns]")
-    frame["y_prev"] = frame.groupby("unique_id", sort=False)["price"].shift(1)
+    frame["position"] = frame.groupby("unique_id", sort=False).cumcount().astype("int64")
     return frame
 
 
@@ -65,19 +69,28 @@ def fold_scales(context: pd.DataFrame, folds: dict[str, list[dict]]) -> pd.DataF
 def forecast_rows(tables: dict[str, pd.DataFrame], context: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
     """Every model's forecasts in one long frame, each row with what scoring it needs.
 
-    Columns: `model`, `unique_id`, `ds`, `fold`, `y`, `y_hat`, `y_lo`, `y_hi` (NaN for a model
-    without intervals), `y_prev`, `scale` (its fold's MASE scale) and `y_hat_naive` (the
-    baseline's forecast for the same series and day; NaN where the baseline has none). Rows are
-    sorted by model, series and date. A table that does not match the prices or the folds is a
-    `UserError` naming it.
+    Columns: `model`, `unique_id`, `ds`, `cutoff`, `h`, `fold`, `y`, `y_hat`, `y_lo`, `y_hi`
+    (NaN for a model without intervals), `y_cutoff` (the price on `cutoff`), `scale` (its fold's
+    MASE scale) and `y_hat_naive` (the baseline's forecast for the same series, horizon and day;
+    NaN where the baseline has none). Rows are sorted by model, series, horizon and date. A table
+    that does not match the prices, the folds or the other tables' horizons is a `UserError`
+    naming it and the column.
     """
     frames = [_checked(model, table, context, scales) for model, table in sorted(tables.items())]
     rows = pd.concat(frames, ignore_index=True)
+    every = set(rows["h"].unique())
+    for model, frame in zip(sorted(tables), frames, strict=True):
+        missing = sorted(every - set(frame["h"].unique()))
+        if missing:
+            raise UserError(
+                f"{paths.predictions(model)}: column 'h' has no forecasts at h={missing[0]}, which other tables have "
+                "(every table has every horizon of forecast.horizons; rerun the model's stage)"
+            )
     if BASELINE in tables:
-        baseline = rows.loc[rows["model"] == BASELINE, ["unique_id", "ds", "y_hat"]].rename(
+        baseline = rows.loc[rows["model"] == BASELINE, ["unique_id", "h", "ds", "y_hat"]].rename(
             columns={"y_hat": "y_hat_naive"}
         )
-        rows = rows.merge(baseline, on=["unique_id", "ds"], how="left", validate="many_to_one")
+        rows = rows.merge(baseline, on=["unique_id", "h", "ds"], how="left", validate="many_to_one")
     else:
         rows["y_hat_naive"] = np.nan
     return rows
@@ -87,8 +100,11 @@ def _checked(model: str, table: pd.DataFrame, context: pd.DataFrame, scales: pd.
     source = paths.predictions(model)
     if table.empty:
         raise UserError(f"{source}: no forecasts")
-    if not pd.api.types.is_datetime64_any_dtype(table["ds"]):
-        raise UserError(f"{source}: column 'ds' must hold dates, got {table['ds'].dtype}")
+    for column in ("ds", "cutoff"):
+        if not pd.api.types.is_datetime64_any_dtype(table[column]):
+            raise UserError(f"{source}: column {column!r} must hold dates, got {table[column].dtype}")
+    if not pd.api.types.is_integer_dtype(table["h"]) or (table["h"] < 1).any():
+        raise UserError(f"{source}: column 'h' must hold positive whole numbers of trading days")
     has_interval = {"y_lo", "y_hi"} & set(table.columns)
     if len(has_interval) == 1:
         raise UserError(
@@ -99,25 +115,44 @@ def _checked(model: str, table: pd.DataFrame, context: pd.DataFrame, scales: pd.
         bad = int((~np.isfinite(table[column].to_numpy("float64"))).sum())
         if bad:
             raise UserError(f"{source}: column {column!r}: {bad} values are not finite numbers")
-    table = table.assign(ds=table["ds"].astype("datetime64[ns]"), fold=table["fold"].astype("int64"))
-    duplicated = table.duplicated(["unique_id", "ds"])
+    table = table.assign(
+        ds=table["ds"].astype("datetime64[ns]"),
+        cutoff=table["cutoff"].astype("datetime64[ns]"),
+        h=table["h"].astype("int64"),
+        fold=table["fold"].astype("int64"),
+    )
+    duplicated = table.duplicated(["unique_id", "h", "ds"])
     if duplicated.any():
         first = table.loc[duplicated].iloc[0]
-        raise UserError(f"{source}: more than one forecast for {first['unique_id']} on {first['ds']:%Y-%m-%d}")
-    rows = table.merge(context, on=["unique_id", "ds"], how="left", validate="one_to_one")
+        raise UserError(
+            f"{source}: more than one forecast for {first['unique_id']} at h={first['h']} on {first['ds']:%Y-%m-%d} "
+            "(columns unique_id, h, ds)"
+        )
+    rows = table.merge(context, on=["unique_id", "ds"], how="left", validate="many_to_one")
     unknown = rows["price"].isna()
     if unknown.any():
         first = rows.loc[unknown].iloc[0]
         raise UserError(
-            f"{source}: {int(unknown.sum())} forecasts are for days not in {paths.PRICES} "
+            f"{source}: column 'ds': {int(unknown.sum())} forecasts are for days not in {paths.PRICES} "
             f"(first: {first['unique_id']} {first['ds']:%Y-%m-%d})"
         )
-    no_previous = rows["y_prev"].isna()
-    if no_previous.any():
-        first = rows.loc[no_previous].iloc[0]
+    at_cutoff = context.rename(columns={"ds": "cutoff", "price": "y_cutoff", "position": "cutoff_position"})
+    rows = rows.merge(at_cutoff, on=["unique_id", "cutoff"], how="left", validate="many_to_one")
+    unknown = rows["y_cutoff"].isna()
+    if unknown.any():
+        first = rows.loc[unknown].iloc[0]
         raise UserError(
-            f"{source}: forecast for {first['unique_id']} on {first['ds']:%Y-%m-%d}, "
-            "the series' first day, has no previous price"
+            f"{source}: column 'cutoff': {int(unknown.sum())} cutoffs are not days of their series in {paths.PRICES} "
+            f"(first: {first['unique_id']} {first['cutoff']:%Y-%m-%d})"
+        )
+    steps = rows["position"] - rows["cutoff_position"]
+    wrong = steps != rows["h"]
+    if wrong.any():
+        first = rows.loc[wrong].iloc[0]
+        raise UserError(
+            f"{source}: column 'cutoff': {int(wrong.sum())} cutoffs are not h trading days before ds (first: "
+            f"{first['unique_id']} h={first['h']} on {first['ds']:%Y-%m-%d}, cutoff {first['cutoff']:%Y-%m-%d} "
+            f"is {steps[wrong].iloc[0]} rows of {paths.PRICES} before)"
         )
     mismatch = ~np.isclose(rows["y"].to_numpy(), rows["price"].to_numpy(), rtol=1e-9, atol=0)
     if mismatch.any():
@@ -129,30 +164,37 @@ def _checked(model: str, table: pd.DataFrame, context: pd.DataFrame, scales: pd.
     if rows["scale"].isna().any():
         first = rows.loc[rows["scale"].isna()].iloc[0]
         raise UserError(
-            f"{source}: fold {first['fold']} of {first['unique_id']} is not in {paths.FOLDS} (rerun the model's stage)"
+            f"{source}: column 'fold': fold {first['fold']} of {first['unique_id']} is not in {paths.FOLDS} "
+            "(rerun the model's stage)"
         )
     for column in ("y_lo", "y_hi"):
         if column not in rows:
             rows[column] = np.nan
     rows.insert(0, "model", model)
-    columns = ["model", "unique_id", "ds", "fold", "y", "y_hat", "y_lo", "y_hi", "y_prev", "scale"]
-    return rows[columns].sort_values(["unique_id", "ds"], kind="stable")
+    columns = ["model", "unique_id", "ds", "cutoff", "h", "fold", "y", "y_hat", "y_lo", "y_hi", "y_cutoff", "scale"]
+    return rows[columns].sort_values(["unique_id", "h", "ds"], kind="stable")
 
 
 def score(rows: pd.DataFrame) -> dict:
-    """The contract's scores of one model's forecasts (`forecast_rows` rows), in `METRIC_KEYS` order.
+    """The contract's scores of one model's forecasts at one horizon (`forecast_rows` rows), in
+    `METRIC_KEYS` order.
 
-    The vs-naive figures use only the rows where the baseline also forecast, so both sides
-    score the same days.
+    Direction is called from the price at the cutoff; MASE divides by the fold's one-step naive
+    MAE at every horizon. The vs-naive figures use only the rows where the baseline also
+    forecast, so both sides score the same days; the DM test takes them in time order within
+    each series and allows for the h - 1 days by which h-step errors overlap.
     """
+    if rows["h"].nunique() != 1:
+        raise ValueError("score takes the rows of one horizon")
+    horizon = int(rows["h"].iloc[0])
     y, y_hat = rows["y"].to_numpy(), rows["y_hat"].to_numpy()
-    accuracy, _, _ = metrics.directional_accuracy(y, y_hat, rows["y_prev"].to_numpy())
-    paired = rows[rows["y_hat_naive"].notna()]
+    accuracy, _, _ = metrics.directional_accuracy(y, y_hat, rows["y_cutoff"].to_numpy())
+    paired = rows[rows["y_hat_naive"].notna()].sort_values(["unique_id", "ds"], kind="stable")
     ratio, dm = None, None
     if len(paired):
         py, p_hat, p_naive = paired["y"].to_numpy(), paired["y_hat"].to_numpy(), paired["y_hat_naive"].to_numpy()
         ratio = metrics.rmse_ratio(py, p_hat, p_naive)
-        dm = metrics.diebold_mariano(py - p_hat, py - p_naive)
+        dm = metrics.diebold_mariano(py, p_hat, p_naive, horizon)
     return {
         "rmse": metrics.rmse(y, y_hat),
         "mae": metrics.mae(y, y_hat),
@@ -166,6 +208,13 @@ def score(rows: pd.DataFrame) -> dict:
     }
 
 
+def score_horizons(rows: pd.DataFrame) -> dict:
+    """One model's `score` at its shortest horizon, then `by_horizon`: `{"<h>": score}` for
+    every horizon in increasing order (the shape of each entry of `metrics.json`)."""
+    by_horizon = {str(h): score(group) for h, group in rows.groupby("h", sort=True)}
+    return {**next(iter(by_horizon.values())), "by_horizon": by_horizon}
+
+
 def beats_baseline(scores: dict) -> bool:
     """Whether the Diebold-Mariano test says a model's squared errors are smaller than the
     baseline's at the `ALPHA` level (two-sided p, negative statistic)."""
@@ -173,15 +222,27 @@ def beats_baseline(scores: dict) -> bool:
     return p is not None and stat is not None and p < ALPHA and stat < 0
 
 
-def champions(report: dict) -> dict[str, str]:
-    """Each series' champion, from `metrics.json`'s content: the lowest-RMSE model among those
-    that beat the baseline (`beats_baseline`), else the baseline itself. A lower RMSE that
-    could be luck does not dethrone the random walk. Without a baseline table, the lowest RMSE.
-    Ties go to the first name."""
+def horizons(report: dict) -> list[int]:
+    """The horizons a `metrics.json` content has, in increasing order."""
+    return sorted({int(h) for scores in report["models"].values() for h in scores["by_horizon"]})
+
+
+def champions(report: dict, horizon: int | None = None) -> dict[str, str]:
+    """Each series' champion at `horizon` (None: the shortest, `metrics.json`'s top-level scores),
+    from `metrics.json`'s content: the lowest-RMSE model among those that beat the baseline
+    (`beats_baseline`), else the baseline itself. A lower RMSE that could be luck does not
+    dethrone the random walk. Without a baseline table, the lowest RMSE. Ties go to the first
+    name. A horizon the report lacks is a `UserError`."""
+    if horizon is not None and horizon not in horizons(report):
+        raise UserError(
+            f"{paths.METRICS}: no scores at horizon {horizon} (it has {', '.join(map(str, horizons(report)))}; "
+            "see forecast.horizons)"
+        )
     chosen = {}
     for uid, by_model in report["series"].items():
-        contenders = [m for m, scores in by_model.items() if m == BASELINE or beats_baseline(scores)]
-        if BASELINE not in by_model:
-            contenders = list(by_model)
-        chosen[uid] = min(contenders, key=lambda m: (by_model[m]["rmse"], m))
+        at = {m: s if horizon is None else s["by_horizon"][str(horizon)] for m, s in by_model.items()}
+        contenders = [m for m, scores in at.items() if m == BASELINE or beats_baseline(scores)]
+        if BASELINE not in at:
+            contenders = list(at)
+        chosen[uid] = min(contenders, key=lambda m: (at[m]["rmse"], m))
     return chosen

@@ -5,7 +5,8 @@
 It reads the DVC outputs (prices, folds, each model's predictions table and `models/<name>/`,
 the evaluate stage's reports) and logs one parent run per pipeline run with a child run per
 model and a `comparison` child (`pipeline.tracking.runs`), then points each series' registry
-alias `champion` at its champion (`pipeline.tracking.registry`). It scores nothing itself.
+aliases `champion-h<h>` (and `champion`, the shortest horizon's) at the champions
+(`pipeline.tracking.registry`). It scores nothing itself.
 
 `data/tracked.json` is its receipt: which outputs were tracked (their md5s) and the champions,
 with no run ids, times or URIs, so the same outputs give the same bytes. It is written last: a
@@ -25,10 +26,17 @@ from pipeline.tracking.provenance import ModelOutputs, model_outputs
 REPORTS = (paths.METRICS, paths.EVALUATION, paths.LEADERBOARD, paths.PLOTS, paths.DIAGNOSTICS)
 
 
-def receipt(experiment: str, tracking: bool, outputs: list[ModelOutputs], champions: dict[str, str]) -> dict:
-    """`data/tracked.json`'s content: the tracked outputs' md5s and the champions."""
+def receipt(experiment: str, tracking: bool, outputs: list[ModelOutputs], champions: dict[int, dict[str, str]]) -> dict:
+    """`data/tracked.json`'s content: the tracked outputs' md5s and the champions, those of the
+    shortest horizon as `champions` and every horizon's as `champions_by_horizon`."""
     models = {o.name: {"predictions_md5": o.predictions_md5, "model_md5": o.model_md5} for o in outputs}
-    return {"experiment": experiment, "tracking": "on" if tracking else "off", "models": models, "champions": champions}
+    return {
+        "experiment": experiment,
+        "tracking": "on" if tracking else "off",
+        "models": models,
+        "champions": champions[min(champions)],
+        "champions_by_horizon": {str(h): by_series for h, by_series in champions.items()},
+    }
 
 
 def main() -> None:
@@ -38,7 +46,7 @@ def main() -> None:
         root, uri = store.connect()
     report, evaluation = io.read_json(paths.METRICS), io.read_json(paths.EVALUATION)
     outputs = [model_outputs(name) for name in report["models"]]
-    champions = scoring.champions(report)
+    champions = {h: scoring.champions(report, h) for h in scoring.horizons(report)}
     if on:
         from pipeline.tracking import session
 

@@ -26,30 +26,35 @@ from pipeline.walkforward import walk_forward
 # stage -> the params sections its models depend on (beside the prices and folds): recorded
 # with each model, and what dvc.yaml lists for the stage.
 SECTIONS = {
-    "naive": ("data", "split"),
-    "arima": ("data", "split", "arima"),
-    "sklearn": ("data", "features", "split", "sklearn"),
-    "lstm": ("data", "features", "split", "lstm"),
+    "naive": ("data", "forecast", "split"),
+    "arima": ("data", "forecast", "split", "arima"),
+    "sklearn": ("data", "features", "forecast", "split", "sklearn"),
+    "lstm": ("data", "features", "forecast", "split", "lstm"),
 }
 
 
 def build_models(stage: str, params: Params) -> dict:
     """The unfitted model(s) a stage runs, keyed by the name their table carries."""
+    horizons = tuple(params.forecast.horizons)
     if stage == "naive":
         from pipeline.models.naive import Drift, Naive
 
-        return {"naive": Naive(), "drift": Drift()}
+        return {"naive": Naive(horizons), "drift": Drift(horizons)}
     if stage == "arima":
         from pipeline.models.arima import Arima
 
         p = params.arima
-        return {"arima": Arima(order=p.order, max_p=p.max_p, max_q=p.max_q, d=p.d, coverage=p.coverage)}
+        return {
+            "arima": Arima(order=p.order, max_p=p.max_p, max_q=p.max_q, d=p.d, coverage=p.coverage, horizons=horizons)
+        }
     if stage == "sklearn":
         from pipeline.models.regressor import Regressor, make_estimator
 
         p, f = params.sklearn, params.features
         estimator = make_estimator(p.estimator, p.params, p.random_state)
-        return {"sklearn": Regressor(estimator, n_lags=f.n_lags, target=f.target)}
+        return {
+            "sklearn": Regressor(estimator, n_lags=f.n_lags, target=f.target, horizons=horizons, strategy=p.strategy)
+        }
     from pipeline.models.recurrent import Recurrent
 
     p, f = params.lstm, params.features
@@ -67,6 +72,8 @@ def build_models(stage: str, params: Params) -> dict:
             warm_start=p.warm_start,
             n_lags=f.n_lags,
             target=f.target,
+            horizons=horizons,
+            strategy=p.strategy,
         )
     }
 

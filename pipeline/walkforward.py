@@ -1,11 +1,13 @@
-"""The one walk-forward loop: fit on each fold's train part, forecast each test day one step ahead.
+"""The one walk-forward loop: fit on each fold's train part, forecast every horizon from each cutoff.
 
 The loop knows no model by name; it calls only the model contract (`pipeline.models`):
 `fit(y_train, X_train)` on the log prices of the fold's train part, then `predict(y, n, X)` for
-one-step forecasts of the last `n` log prices of `y`, each from the values before it. `X` holds
-the rows of the features table aligned with `y` (row i: the inputs that predict day i) for the
-models that read it, else `None`. Forecasts are mapped back to prices here, the same way for
-every model, so every table is in price units.
+the forecasts of every horizon from each of the fold's `n` cutoffs (the day before each test
+day), each from the values up to its cutoff. `X` holds the rows of the features table aligned
+with `y` (row i: the inputs whose lags end the day before i) for the models that read it, else
+`None`. Forecasts are mapped back to prices here, the same way for every model, so every table
+is in price units. A fold's table keeps, for each horizon h, the forecasts whose target is a
+test day: from cutoffs on or after the day before the first test day, so n - h + 1 of them.
 
 (series, fold) tasks run through joblib, where `pipeline.parallel` says: serially, on local
 processes (loky), or on a Dask cluster. Each task is a pure function of its inputs, so every
@@ -27,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from pipeline import io, paths
 from pipeline.cli import UserError
 
-PREDICTION_COLUMNS = ["unique_id", "ds", "fold", "y", "y_hat", "y_lo", "y_hi"]
+PREDICTION_COLUMNS = ["unique_id", "ds", "cutoff", "h", "fold", "y", "y_hat", "y_lo", "y_hi"]
 
 
 @dataclass(frozen=True)
@@ -132,9 +134,9 @@ def folds_from_json(folds: dict[str, list[dict]], series: dict[str, Series]) -> 
 
 
 def forecast_fold(model, series: Series, fold: Fold) -> tuple[pd.DataFrame, object]:
-    """Fit `model` (in place) on one fold's train part and forecast its test days.
+    """Fit `model` (in place) on one fold's train part and forecast its test days at every horizon.
 
-    Returns the fold's rows of the predictions table and the fitted model.
+    Returns the fold's rows of the predictions table (by horizon, then target day) and the fitted model.
     """
     log_price = np.log(series.price)
     n = fold.test_end - fold.test_start + 1
@@ -142,23 +144,30 @@ def forecast_fold(model, series: Series, fold: Fold) -> tuple[pd.DataFrame, obje
     inputs = None if series.inputs is None else series.inputs[fold.history_start : fold.test_end + 1]
     train_inputs = None if inputs is None else inputs[: fold.train_end + 1 - fold.history_start]
     model.fit(log_price[fold.history_start : fold.train_end + 1], train_inputs)
-    # Map log-price forecasts to prices relative to the previous price, so that a forecast of
-    # "no change" is exactly yesterday's price rather than exp(log(price)) with rounding.
-    previous = series.price[fold.test_start - 1 : fold.test_end]
-    last_log = log_price[fold.test_start - 1 : fold.test_end]
-    rows = {
-        "unique_id": fold.unique_id,
-        "ds": series.ds[fold.test_start : fold.test_end + 1],
-        "fold": np.full(n, fold.fold, dtype="int64"),
-        "y": series.price[fold.test_start : fold.test_end + 1],
-        "y_hat": previous * np.exp(np.asarray(model.predict(history, n, inputs)) - last_log),
-    }
+    forecasts = np.asarray(model.predict(history, n, inputs))
     bounds = model.predict_interval(history, n, inputs)
-    if bounds is not None:
-        bounds = np.asarray(bounds)
-        rows["y_lo"] = previous * np.exp(bounds[:, 0] - last_log)
-        rows["y_hi"] = previous * np.exp(bounds[:, 1] - last_log)
-    return pd.DataFrame(rows), model
+    cutoffs = np.arange(fold.test_start - 1, fold.test_end)  # positions in the series
+    frames = []
+    for j, h in enumerate(model.horizons):
+        keep = slice(0, n - h + 1)  # targets inside the test part
+        cut, target = cutoffs[keep], cutoffs[keep] + h
+        # Map log-price forecasts to prices relative to the cutoff's price, so that a forecast
+        # of "no change" is exactly that price rather than exp(log(price)) with rounding.
+        relative = series.price[cut]
+        rows = {
+            "unique_id": fold.unique_id,
+            "ds": series.ds[target],
+            "cutoff": series.ds[cut],
+            "h": np.full(len(cut), h, dtype="int64"),
+            "fold": np.full(len(cut), fold.fold, dtype="int64"),
+            "y": series.price[target],
+            "y_hat": relative * np.exp(forecasts[keep, j] - log_price[cut]),
+        }
+        if bounds is not None:
+            rows["y_lo"] = relative * np.exp(np.asarray(bounds)[keep, j, 0] - log_price[cut])
+            rows["y_hi"] = relative * np.exp(np.asarray(bounds)[keep, j, 1] - log_price[cut])
+        frames.append(pd.DataFrame(rows))
+    return pd.concat(frames, ignore_index=True), model
 
 
 def _run_task(model, series: Series, folds: list[Fold]) -> list[tuple[pd.DataFrame, object]]:
@@ -198,7 +207,7 @@ def walk_forward(
     """Forecast every test day of every fold of every series with `model`.
 
     `inputs` is the features table and the columns of it the model reads, or `None`. Returns
-    the predictions table (sorted by `unique_id`, `ds`) and the fitted models as
+    the predictions table (sorted by `unique_id`, `h`, `ds`) and the fitted models as
     `(series, fold, model)` in task order. The joblib backend in effect
     (`joblib.parallel_config`) chooses where tasks run; `n_jobs=1` runs them in this process.
     """
@@ -214,7 +223,7 @@ def walk_forward(
         for fold, (frame, fit) in zip(task_folds, task_result, strict=True):
             frames.append(frame)
             fitted.append((fold.unique_id, fold.fold, fit))
-    table = pd.concat(frames, ignore_index=True).sort_values(["unique_id", "ds"], kind="stable")
+    table = pd.concat(frames, ignore_index=True).sort_values(["unique_id", "h", "ds"], kind="stable")
     columns = [c for c in PREDICTION_COLUMNS if c in table]
     return table[columns].reset_index(drop=True), fitted
 

@@ -1,4 +1,5 @@
-"""ARIMA: filtering the fitted state forward is the step-by-step update, and close to refitting."""
+"""ARIMA: filtering the fitted state forward is the step-by-step update, close to refitting, and
+its h-step forecasts are statsmodels' own `get_forecast(h)` from each cutoff."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def one_thread():
 
 def test_filtered_forecasts_equal_a_step_by_step_extend():
     model = Arima(order=[1, 1, 1]).fit(Y[:T])
-    forecasts, bounds = model.predict(Y, STEPS), model.predict_interval(Y, STEPS)
-    trend = model._trend(len(Y))
+    forecasts, bounds = model.predict(Y, STEPS)[:, 0], model.predict_interval(Y, STEPS)[:, 0]
+    trend = model._trend(np.arange(len(Y)))
     # The reference: statsmodels' own update, one new observation at a time, from the fitted
     # parameters filtered over the train part (the fit keeps no filter output: low memory).
     results = ARIMA(SCALE * (Y[:T] - trend[:T]), order=model.order_, trend="n").filter(model.params_)
@@ -40,9 +41,28 @@ def test_filtered_forecasts_equal_a_step_by_step_extend():
     np.testing.assert_allclose(bounds, expected_bounds, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("order", [[1, 1, 1], [2, 1, 2], [1, 0, 1]])
+def test_h_step_forecasts_equal_get_forecast_from_results_filtered_to_the_cutoff(order):
+    horizons = (1, 5, 20)
+    model = Arima(order=order, horizons=horizons).fit(Y[:T])
+    forecasts, bounds = model.predict(Y, STEPS), model.predict_interval(Y, STEPS)
+    for i in (0, 7, STEPS - 1):
+        cutoff = T - 1 + i
+        days = np.arange(cutoff + 1)
+        results = ARIMA(SCALE * (Y[days] - model._trend(days)), order=model.order_, trend="n").filter(model.params_)
+        ahead = results.get_forecast(max(horizons))
+        trend = model._trend(cutoff + np.asarray(horizons))
+        rows = np.asarray(horizons) - 1
+        expected = np.asarray(ahead.predicted_mean)[rows] / SCALE + trend
+        expected_bounds = np.asarray(ahead.conf_int(alpha=0.1))[rows] / SCALE + trend[:, None]
+        np.testing.assert_allclose(forecasts[i], expected, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(bounds[i], expected_bounds, rtol=0, atol=1e-12)
+    assert np.all(np.diff(bounds[0, :, 1] - bounds[0, :, 0]) > 0)  # uncertainty grows with the horizon
+
+
 def test_filtered_forecasts_stay_within_0_05_percent_of_refitting_every_day():
-    filtered = Arima(order=[1, 1, 1]).fit(Y[:T]).predict(Y, STEPS)
-    refitted = [Arima(order=[1, 1, 1]).fit(Y[:day]).predict(Y[: day + 1], 1)[0] for day in range(T, T + STEPS)]
+    filtered = Arima(order=[1, 1, 1]).fit(Y[:T]).predict(Y, STEPS)[:, 0]
+    refitted = [Arima(order=[1, 1, 1]).fit(Y[:day]).predict(Y[: day + 1], 1)[0, 0] for day in range(T, T + STEPS)]
     assert np.max(np.abs(np.exp(filtered - np.array(refitted)) - 1)) < 5e-4
 
 
@@ -56,7 +76,7 @@ def test_auto_order_finds_the_structure_and_counts_its_parameters():
 
 def _aic(model: Arima) -> float:
     """The AIC of a fitted model's estimates on its train part (the first T values)."""
-    detrended = SCALE * (Y[:T] - model._trend(T))
+    detrended = SCALE * (Y[:T] - model._trend(np.arange(T)))
     return ARIMA(detrended, order=model.order_, trend="n").filter(model.params_).aic
 
 
@@ -64,7 +84,7 @@ def _aic(model: Arima) -> float:
 def test_trend_follows_the_differencing(d, trend):
     model = Arima(order=[1, d, 0]).fit(Y[:T])
     assert set(model.parameter_counts()) == {"ar", "sigma2"} | ({trend} if trend else set())
-    assert np.all(np.abs(model.predict(Y, STEPS) - Y[T - 1 : -1]) < 0.1)  # forecasts near yesterday's log price
+    assert np.all(np.abs(model.predict(Y, STEPS)[:, 0] - Y[T - 1 : -1]) < 0.1)  # near yesterday's log price
 
 
 def test_no_converging_order_is_a_clear_error():
@@ -89,5 +109,5 @@ def test_intervals_and_forecasts_come_from_one_filter_pass_and_pickle_without_it
     assert model.predict_interval(Y, STEPS) is model._last_step[2][1]  # served from the kept pass
     other = Y.copy()
     other[-2] += 0.01  # a different history filters again: the last forecast sees this day
-    assert model.predict(other, STEPS)[-1] != forecasts[-1]
+    assert model.predict(other, STEPS)[-1, 0] != forecasts[-1, 0]
     assert pickle.loads(pickle.dumps(model))._last_step is None

@@ -4,6 +4,7 @@ leaderboard, and byte-identical reruns of the stage."""
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from pipeline import diagnostics, evaluate, io, leaderboard, plots, scoring
 from pipeline.cli import UserError
 
 N_DAYS, TEST_SIZE = 120, 20  # two folds of 20 test days per series
+HORIZONS = (1, 3)  # the tables' horizons: h=1 plays one step, h=3 a longer one
 
 
 def make_prices() -> pd.DataFrame:
@@ -51,28 +53,37 @@ def make_folds(prices: pd.DataFrame) -> dict:
     return folds
 
 
-def make_tables(prices: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """`naive`, a drifting model with intervals (`mymodel`) and one that peeks at the answer (`oracle`)."""
+def make_tables(prices: pd.DataFrame, horizons: tuple[int, ...] = HORIZONS) -> dict[str, pd.DataFrame]:
+    """`naive`, a drifting model with intervals (`mymodel`) and one that peeks at the answer
+    (`oracle`), at every horizon: each fold's test days whose cutoff is on or after the day
+    before the fold's first test day, as the walk-forward loop writes them."""
     frames = []
     for uid, rows in prices.groupby("unique_id", sort=True):
-        price = rows["close"].to_numpy()
-        start = N_DAYS - 2 * TEST_SIZE
-        frames.append(
-            pd.DataFrame(
-                {
-                    "unique_id": uid,
-                    "ds": rows["ds"].to_numpy()[start:],
-                    "fold": np.repeat([0, 1], TEST_SIZE),
-                    "y": price[start:],
-                    "y_prev": price[start - 1 : -1],
-                }
-            )
-        )
-    base = pd.concat(frames, ignore_index=True).astype({"unique_id": "str"})
-    naive = base.assign(y_hat=base["y_prev"])
-    drift = base.assign(y_hat=base["y_prev"] * 1.001, y_lo=base["y_prev"] * 0.98, y_hi=base["y_prev"] * 1.02)
-    oracle = base.assign(y_hat=base["y_prev"] + 0.5 * (base["y"] - base["y_prev"]))
-    columns = ["unique_id", "ds", "fold", "y", "y_hat"]
+        price, ds = rows["close"].to_numpy(), rows["ds"].to_numpy()
+        for fold in range(2):
+            test_start = N_DAYS - (2 - fold) * TEST_SIZE
+            for h in horizons:
+                target = np.arange(test_start + h - 1, test_start + TEST_SIZE)
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "unique_id": uid,
+                            "ds": ds[target],
+                            "cutoff": ds[target - h],
+                            "h": h,
+                            "fold": fold,
+                            "y": price[target],
+                            "y_cutoff": price[target - h],
+                        }
+                    )
+                )
+    base = pd.concat(frames, ignore_index=True).astype({"unique_id": "str", "h": "int64", "fold": "int64"})
+    base = base.sort_values(["unique_id", "h", "ds"], kind="stable").reset_index(drop=True)
+    last, spread = base["y_cutoff"], 0.02 * np.sqrt(base["h"])
+    naive = base.assign(y_hat=last)
+    drift = base.assign(y_hat=last * 1.001 ** base["h"], y_lo=last * (1 - spread), y_hi=last * (1 + spread))
+    oracle = base.assign(y_hat=last + 0.5 * (base["y"] - last))
+    columns = ["unique_id", "ds", "cutoff", "h", "fold", "y", "y_hat"]
     return {"naive": naive[columns], "mymodel": drift[columns + ["y_lo", "y_hi"]], "oracle": oracle[columns]}
 
 
@@ -107,43 +118,71 @@ def test_metrics_report_has_the_contract_shape_and_valid_json(rows):
         *report["models"].values(),
         *(s for by_model in report["series"].values() for s in by_model.values()),
     ]:
-        assert tuple(scores) == scoring.METRIC_KEYS
-        assert all(v is None or type(v) is float for k, v in scores.items() if k != "n_forecasts")
-        assert type(scores["n_forecasts"]) is int
+        assert tuple(scores) == (*scoring.METRIC_KEYS, "by_horizon")
+        assert list(scores["by_horizon"]) == ["1", "3"]
+        assert {k: v for k, v in scores.items() if k != "by_horizon"} == scores["by_horizon"]["1"]  # top: h=1
+        for at_h in scores["by_horizon"].values():
+            assert tuple(at_h) == scoring.METRIC_KEYS
+            assert all(v is None or type(v) is float for k, v in at_h.items() if k != "n_forecasts")
+            assert type(at_h["n_forecasts"]) is int
+    assert scoring.horizons(report) == [1, 3]
     json.dumps(report, allow_nan=False)  # no NaN or inf anywhere
 
 
-def test_rmse_and_mae_recomputed_with_numpy_agree(rows, inputs):
+def test_rmse_and_mae_recomputed_with_numpy_agree_at_every_horizon(rows, inputs):
     report = evaluate.metrics_report(rows)
     for model, table in make_tables(inputs[0]).items():
-        error = table["y"].to_numpy() - table["y_hat"].to_numpy()
-        assert report["models"][model]["rmse"] == pytest.approx(math.sqrt(np.mean(error**2)), rel=1e-12)
-        assert report["models"][model]["mae"] == pytest.approx(np.mean(np.abs(error)), rel=1e-12)
-        assert report["models"][model]["n_forecasts"] == len(table)
-        for uid, part in table.groupby("unique_id"):
-            e = part["y"].to_numpy() - part["y_hat"].to_numpy()
-            assert report["series"][uid][model]["rmse"] == pytest.approx(math.sqrt(np.mean(e**2)), rel=1e-12)
+        for h, at_h in table.groupby("h"):
+            scores = report["models"][model]["by_horizon"][str(h)]
+            error = at_h["y"].to_numpy() - at_h["y_hat"].to_numpy()
+            assert scores["rmse"] == pytest.approx(math.sqrt(np.mean(error**2)), rel=1e-12)
+            assert scores["mae"] == pytest.approx(np.mean(np.abs(error)), rel=1e-12)
+            assert scores["n_forecasts"] == len(at_h) == 3 * 2 * (TEST_SIZE - h + 1)
+            for uid, part in at_h.groupby("unique_id"):
+                e = part["y"].to_numpy() - part["y_hat"].to_numpy()
+                series = report["series"][uid][model]["by_horizon"][str(h)]
+                assert series["rmse"] == pytest.approx(math.sqrt(np.mean(e**2)), rel=1e-12)
 
 
-def test_scores_against_the_baseline(rows):
+def test_scores_against_the_baseline_at_every_horizon(rows):
     report = evaluate.metrics_report(rows)
-    naive, oracle = report["models"]["naive"], report["models"]["oracle"]
-    assert naive["rmse_vs_naive"] == 1.0 and naive["dm_stat_vs_naive"] is None and naive["dm_pvalue_vs_naive"] is None
-    assert naive["directional_accuracy"] == 0.0  # no change forecast: no direction called
-    # Halving every error quarters every squared error: RMSE ratio 0.5 on the moving series.
-    assert report["series"]["AAA"]["oracle"]["rmse_vs_naive"] == pytest.approx(0.5)
-    assert oracle["directional_accuracy"] == 1.0
-    assert oracle["dm_stat_vs_naive"] < 0 and oracle["dm_pvalue_vs_naive"] < 0.05
+    for h in ("1", "3"):
+        naive, oracle = report["models"]["naive"]["by_horizon"][h], report["models"]["oracle"]["by_horizon"][h]
+        assert naive["rmse_vs_naive"] == 1.0
+        assert naive["dm_stat_vs_naive"] is None and naive["dm_pvalue_vs_naive"] is None
+        assert naive["directional_accuracy"] == 0.0  # no change forecast: no direction called
+        # Halving every error quarters every squared error: RMSE ratio 0.5 on the moving series.
+        assert report["series"]["AAA"]["oracle"]["by_horizon"][h]["rmse_vs_naive"] == pytest.approx(0.5)
+        assert oracle["directional_accuracy"] == 1.0
+        assert oracle["dm_stat_vs_naive"] < 0 and oracle["dm_pvalue_vs_naive"] < 0.05
 
 
-def test_mase_uses_each_folds_train_part(rows, inputs):
+def test_the_h1_rows_of_a_multi_horizon_table_score_as_a_one_horizon_table(rows, inputs):
+    prices, _, context, scales = inputs
+    alone = evaluate.metrics_report(scoring.forecast_rows(make_tables(prices, (1,)), context, scales))
+    both = evaluate.metrics_report(rows)
+    assert alone["models"]["mymodel"]["by_horizon"].keys() == {"1"}
+    for model, scores in alone["models"].items():
+        assert scores["by_horizon"]["1"] == both["models"][model]["by_horizon"]["1"]
+        for uid in alone["series"]:
+            assert alone["series"][uid][model]["by_horizon"]["1"] == both["series"][uid][model]["by_horizon"]["1"]
+    assert both["models"]["oracle"]["by_horizon"]["3"] != both["models"]["oracle"]["by_horizon"]["1"]
+
+
+def test_mase_uses_each_folds_one_step_train_scale_at_every_horizon(rows, inputs):
     prices = inputs[0]
     price = prices.loc[prices["unique_id"] == "AAA", "close"].to_numpy()
     start = N_DAYS - 2 * TEST_SIZE
     scales = [np.mean(np.abs(np.diff(price[:start]))), np.mean(np.abs(np.diff(price[: start + TEST_SIZE])))]
-    naive_errors = np.abs(np.diff(price[start - 1 :]))
-    expected = np.mean(np.concatenate([naive_errors[:TEST_SIZE] / scales[0], naive_errors[TEST_SIZE:] / scales[1]]))
-    assert evaluate.metrics_report(rows)["series"]["AAA"]["naive"]["mase"] == pytest.approx(expected, rel=1e-12)
+    report = evaluate.metrics_report(rows)["series"]["AAA"]["naive"]["by_horizon"]
+    for h in HORIZONS:
+        # naive's h-step error is the move over h days; each fold's first h - 1 test days have none
+        errors = [
+            np.abs(price[s + h - 1 : s + TEST_SIZE] - price[s - 1 : s + TEST_SIZE - h])
+            for s in (start, start + TEST_SIZE)
+        ]
+        expected = np.mean(np.concatenate([errors[0] / scales[0], errors[1] / scales[1]]))
+        assert report[str(h)]["mase"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_a_constant_series_gives_nulls_not_nan(rows):
@@ -157,23 +196,54 @@ def test_a_constant_series_gives_nulls_not_nan(rows):
     assert evaluate.metrics_report(rows)["models"]["mymodel"]["mase"] is None
 
 
-def test_unchanged_days_are_excluded_and_counted(rows):
-    details = evaluate.model_details(rows, {"mymodel": MYMODEL_METADATA})
-    # FLAT: 40 unchanged test days; BBB: 1.
-    assert details["mymodel"]["direction_days_unchanged"] == 41
-    assert details["mymodel"]["direction_days_scored"] == 3 * 2 * TEST_SIZE - 41
-    assert details["mymodel"]["n_params"] == 1313 and details["naive"]["n_params"] is None
-    assert details["mymodel"]["interval_coverage"] is not None and details["naive"]["interval_coverage"] is None
-
-
-def test_pairwise_dm_is_antisymmetric(rows):
-    pairs = evaluate.pairwise_dm(rows)
-    assert sorted(pairs) == ["mymodel", "naive", "oracle"]
-    assert pairs["oracle"]["naive"]["dm_stat"] == pytest.approx(-pairs["naive"]["oracle"]["dm_stat"])
-    assert pairs["oracle"]["naive"]["dm_pvalue"] == pytest.approx(pairs["naive"]["oracle"]["dm_pvalue"])
-    assert pairs["oracle"]["naive"]["dm_stat"] == pytest.approx(
-        evaluate.metrics_report(rows)["models"]["oracle"]["dm_stat_vs_naive"]
+def test_unchanged_days_are_excluded_and_counted_per_horizon(rows):
+    details = evaluate.evaluation_report(rows, {"mymodel": MYMODEL_METADATA})
+    mymodel = details["models"]["mymodel"]
+    # h=1: FLAT's 40 test days and BBB's one day without a move.
+    assert mymodel["direction_days_unchanged"] == 41
+    assert mymodel["direction_days_scored"] == 3 * 2 * TEST_SIZE - 41
+    assert {k: v for k, v in mymodel.items() if k.startswith(("direction", "interval"))} == (
+        details["by_horizon"]["1"]["models"]["mymodel"]
     )
+    # h=3: only FLAT's 2 x 18 days equal their cutoff's price (BBB's flat day moved over 3 days).
+    assert details["by_horizon"]["3"]["models"]["mymodel"]["direction_days_unchanged"] == 2 * (TEST_SIZE - 2)
+    assert mymodel["n_params"] == 1313 and details["models"]["naive"]["n_params"] is None
+    assert mymodel["interval_coverage"] is not None and details["models"]["naive"]["interval_coverage"] is None
+    assert details["horizons"] == [1, 3] and list(details["by_horizon"]) == ["1", "3"]
+    assert details["folds"] == details["by_horizon"]["1"]["folds"]
+    json.dumps(details, allow_nan=False)
+
+
+def test_interval_coverage_is_per_horizon(rows):
+    details = evaluate.evaluation_report(rows, {})["by_horizon"]
+    for h in HORIZONS:
+        part = rows[(rows["model"] == "mymodel") & (rows["h"] == h)]
+        inside = (part["y_lo"] <= part["y"]) & (part["y"] <= part["y_hi"])
+        assert details[str(h)]["models"]["mymodel"]["interval_coverage"] == pytest.approx(inside.mean())
+    # the interval widens like sqrt(h) around the cutoff's price
+    widths = [details[str(h)]["models"]["mymodel"]["interval_mean_width"] for h in HORIZONS]
+    assert widths[1] > widths[0] * 1.5
+
+
+def test_pairwise_dm_is_antisymmetric_and_per_horizon(rows):
+    report = evaluate.metrics_report(rows)
+    for h in HORIZONS:
+        pairs = evaluate.pairwise_dm(rows[rows["h"] == h])
+        assert sorted(pairs) == ["mymodel", "naive", "oracle"]
+        assert pairs["oracle"]["naive"]["dm_stat"] == pytest.approx(-pairs["naive"]["oracle"]["dm_stat"])
+        assert pairs["oracle"]["naive"]["dm_pvalue"] == pytest.approx(pairs["naive"]["oracle"]["dm_pvalue"])
+        assert pairs["oracle"]["naive"]["dm_stat"] == pytest.approx(
+            report["models"]["oracle"]["by_horizon"][str(h)]["dm_stat_vs_naive"], rel=1e-12
+        )
+
+
+def test_skill_frame_has_a_row_per_horizon_and_model(rows):
+    skill = evaluate.skill_frame(evaluate.metrics_report(rows))
+    assert list(skill.columns) == ["h", "model", "rmse_vs_naive"]
+    assert list(zip(skill["h"], skill["model"], strict=True)) == [
+        (h, m) for h in HORIZONS for m in ("mymodel", "naive", "oracle")
+    ]
+    assert (skill.loc[skill["model"] == "naive", "rmse_vs_naive"] == 1.0).all()
 
 
 def test_leaderboard_names_every_model_and_says_who_beats_naive(rows, inputs):
@@ -184,24 +254,31 @@ def test_leaderboard_names_every_model_and_says_who_beats_naive(rows, inputs):
         for uid, g in context.groupby("unique_id")
     }
     diagnosed = {"seasonal_period": 10, "series": stats}
-    details = {
-        "baseline": "naive",
-        "alpha": 0.05,
-        "models": evaluate.model_details(rows, {"mymodel": MYMODEL_METADATA}),
-        "folds": evaluate.fold_report(rows),
-        "dm_pairwise": evaluate.pairwise_dm(rows),
-    }
-    page = leaderboard.render(report, details, folds, [], diagnosed)
-    assert "Beats the naive random walk at the 5% level: oracle" in page
-    assert "| 1 | oracle |" in page  # ranked first by RMSE
+    details = evaluate.evaluation_report(rows, {"mymodel": MYMODEL_METADATA})
+    figure = Path("plots/images/skill_by_horizon.png")
+    page = leaderboard.render(report, details, folds, [figure], diagnosed)
+    assert "- **h=1: beats the naive random walk at the 5% level: oracle" in page
+    assert "- **h=3: beats the naive random walk at the 5% level: oracle" in page
+    assert "| 1 | oracle |" in page  # ranked first by one-step RMSE
+    assert "The table below is at h=1 (one step)" in page and "Scores at h=1 (one step):" in page
     assert "| mymodel | 1,313 | lstm W_xh 128, lstm W_hh 1,024, lstm b 128, dense W_hy 32, dense b 1 |" in page
-    assert "| mymodel | " in page.split("## Prediction intervals")[1]
+    intervals = page.split("## Prediction intervals")[1].split("##")[0]
+    assert "| mymodel | 1 | " in intervals and "| mymodel | 3 | " in intervals
     assert "| FLAT | 120 | constant | n/a | constant | n/a |" in page
+    skill = page.split("## Skill by horizon")[1].split("\n## ")[0]
+    assert "| model | h=1 | h=3 |" in skill
+    assert "| naive | 1 (baseline) | 1 (baseline) |" in skill
+    oracle = report["models"]["oracle"]["by_horizon"]
+    p = {h: leaderboard._p(oracle[h]["dm_pvalue_vs_naive"]) for h in ("1", "3")}
+    assert f"| oracle | 0.5000 (p={p['1']}) ✓ | 0.5000 (p={p['3']}) ✓ |" in skill
+    assert f"![RMSE / naive by horizon]({figure.as_posix()})" in skill
     without_oracle = rows[rows["model"] != "oracle"]
-    details["models"].pop("oracle")
+    details = evaluate.evaluation_report(without_oracle, {"mymodel": MYMODEL_METADATA})
     page = leaderboard.render(evaluate.metrics_report(without_oracle), details, folds, [], diagnosed)
-    assert "**No model beats the naive random walk.**" in page
+    assert "- **h=1: no model beats the naive random walk.**" in page
+    assert "price 3 trading days ahead is still today's price" in page
     assert "no evidence it beats naive" in page
+    assert "![RMSE" not in page  # no figure given, none linked
 
 
 @pytest.mark.parametrize(
@@ -210,9 +287,21 @@ def test_leaderboard_names_every_model_and_says_who_beats_naive(rows, inputs):
         (lambda t: t.assign(y_hat=t["y_hat"].where(t.index != 3, np.nan)), "column 'y_hat': 1 values are not finite"),
         (lambda t: t.assign(y=t["y"] * 1.01), "column 'y' differs from the target price"),
         (lambda t: t.assign(ds=t["ds"] + pd.Timedelta(days=365 * 30)), "forecasts are for days not in"),
-        (lambda t: pd.concat([t, t.iloc[:1]]), "more than one forecast for AAA"),
-        (lambda t: t.assign(fold=t["fold"] + 5), "fold 5 of AAA is not in"),
+        (lambda t: pd.concat([t, t.iloc[:1]]), "more than one forecast for AAA at h=1"),
+        (lambda t: t.assign(fold=t["fold"] + 5), "column 'fold': fold 5 of AAA is not in"),
         (lambda t: t.assign(y_lo=t["y"]), "'y_lo' needs its partner"),
+        (lambda t: t.assign(h=t["h"].where(t.index != 3, 0)), "column 'h' must hold positive whole numbers"),
+        (lambda t: t.assign(h=t["h"].astype("float64")), "column 'h' must hold positive whole numbers"),
+        (lambda t: t.assign(cutoff=t["cutoff"].astype(str)), "column 'cutoff' must hold dates"),
+        (
+            lambda t: t.assign(cutoff=t["cutoff"].where(t.index != 3, t["cutoff"] - pd.offsets.BDay(1))),
+            "column 'cutoff': 1 cutoffs are not h trading days before ds (first: AAA h=1",
+        ),
+        (
+            lambda t: t.assign(cutoff=t["cutoff"].where(t.index != 3, pd.Timestamp("2020-01-04"))),  # a Saturday
+            "column 'cutoff': 1 cutoffs are not days of their series",
+        ),
+        (lambda t: t[t["h"] == 1], "column 'h' has no forecasts at h=3"),
     ],
 )
 def test_a_bad_table_is_a_user_error_naming_it(inputs, change, message):
@@ -230,6 +319,12 @@ def test_reading_predictions_needs_a_table_and_keeps_the_plot_label_free(tmp_pat
     tables = make_tables(make_prices())
     io.write_table(tables["naive"], tmp_path / "actual.parquet")
     with pytest.raises(UserError, match="'actual' is reserved"):
+        evaluate.read_predictions(tmp_path)
+
+
+def test_a_table_without_horizons_is_refused_naming_the_column(tmp_path):
+    io.write_table(make_tables(make_prices())["naive"].drop(columns="cutoff"), tmp_path / "naive.parquet")
+    with pytest.raises(UserError, match=r"naive.parquet: missing column 'cutoff'"):
         evaluate.read_predictions(tmp_path)
 
 
@@ -268,6 +363,8 @@ def test_the_stage_writes_every_report_and_a_rerun_is_byte_identical(repo_copy, 
         "evaluation.json",
         "leaderboard.md",
         "plots/rmse_by_fold.csv",
+        "plots/skill_by_horizon.csv",
+        "plots/images/skill_by_horizon.png",
         "plots/forecast/AAA.csv",
         "plots/cumulative/BBB.csv",
         "plots/images/zoom_FLAT.png",
@@ -279,6 +376,12 @@ def test_the_stage_writes_every_report_and_a_rerun_is_byte_identical(repo_copy, 
     page = (repo_copy / "reports/leaderboard.md").read_text()
     assert all(f"| {model} |" in page for model in ("mymodel", "naive", "oracle"))
     assert "(plots/images/forecast_AAA.png)" in page and "(diagnostics/decomposition_AAA.png)" in page
+    assert "- [skill_by_horizon](plots/images/skill_by_horizon.png)" in page
+    skill = (repo_copy / "reports/plots/skill_by_horizon.csv").read_text().splitlines()
+    assert skill[0] == "h,model,rmse_vs_naive" and skill[1].startswith("1,mymodel,") and len(skill) == 1 + 2 * 3
+    assert list(metrics["models"]["oracle"]["by_horizon"]) == ["1", "3"]
+    evaluation = json.loads((repo_copy / "reports/evaluation.json").read_text())
+    assert list(evaluation["by_horizon"]["3"]) == ["models", "folds", "dm_pairwise"]
     # The same inputs again, this time in this process, with the figures on parallel.n_jobs = 2
     # processes (13 figures are too few by default): the same bytes.
     monkeypatch.chdir(repo_copy)

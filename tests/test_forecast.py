@@ -1,4 +1,4 @@
-"""`python -m pipeline.forecast`: tomorrow's price from `models/` or the registry, or a clear error."""
+"""`python -m pipeline.forecast`: every horizon's price from `models/` or the registry, or a clear error."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ import pytest
 from conftest import copy_repo
 from test_tracking import configure_tiny, in_repo, run_stages
 
-from pipeline import cli, diagnostics, features, forecast, ingest, split, track
+from pipeline import cli, diagnostics, features, forecast, ingest, scoring, split, track
+from pipeline.calendar import next_trading_days
 from pipeline.models.arima import Arima
 from pipeline.models.naive import Drift, Naive
 from pipeline.walkforward import Fold, Series, forecast_fold
 
-LINE = re.compile(r"SP500 (\d{4}-\d\d-\d\d): ([\d.]+), champion (naive|drift) \((.+)\)")
+LINE = re.compile(r"SP500 (\d{4}-\d\d-\d\d) \(h=(\d+)\): ([\d.]+), champion (naive|drift) \((.+)\)")
+HORIZONS = {"1": "2019-01-02", "5": "2019-01-08"}  # after Monday 2018-12-31: New Year's Day is no session
 
 
 def _forecast(mp: pytest.MonkeyPatch, capsys, *args: str) -> str:
@@ -56,36 +58,47 @@ def test_no_models_yet_is_one_line_and_exit_status_2(repo, capsys):
     assert not (repo / "mlflow.db").exists()  # asking created no store
 
 
-def test_without_tracking_the_champion_forecasts_from_models(trained, capsys):
+def _lines(output: str) -> list[re.Match]:
+    matches = [LINE.fullmatch(line) for line in output.splitlines()]
+    assert all(matches) and [m[2] for m in matches] == list(HORIZONS), output
+    return matches
+
+
+def test_without_tracking_the_champions_forecast_every_horizon_from_models(trained, capsys):
     with in_repo(trained, STOCKCAST_TRACKING="off") as mp:
-        line = _forecast(mp, capsys, "--series", "SP500")
-    # SP500 2019-01-02: 2506.85, champion naive (models/naive/)
-    match = LINE.fullmatch(line)
-    assert match, line
+        output = _forecast(mp, capsys, "--series", "SP500")
+    # SP500 2019-01-02 (h=1): 2506.85, champion naive (models/naive/)
+    # SP500 2019-01-08 (h=5): 2506.85, champion naive (models/naive/)
     last = pd.read_parquet(trained / "data/prices.parquet").iloc[-1]
-    assert match[1] == "2019-01-02" and last["ds"] == pd.Timestamp("2018-12-31")  # a Monday, then New Year's Day
-    assert match[4] == f"models/{match[3]}/"
-    price = float(match[2])
-    assert math.isfinite(price) and abs(price / last["adj_close"] - 1) < 0.01
+    assert last["ds"] == pd.Timestamp("2018-12-31")
+    report = json.loads((trained / "reports/metrics.json").read_text())
+    for match in _lines(output):
+        assert match[1] == HORIZONS[match[2]]
+        assert match[5] == f"models/{match[4]}/"
+        assert match[4] == scoring.champions(report, int(match[2]))["SP500"]
+        price = float(match[3])
+        assert math.isfinite(price) and abs(price / last["adj_close"] - 1) < 0.02
     assert not (trained / "mlflow.db").exists()
 
 
 def test_with_tracking_on_and_no_registry_champion_models_answer(trained, capsys):
     with in_repo(trained) as mp:
-        line = _forecast(mp, capsys)
-    assert LINE.fullmatch(line)[4].startswith("models/") and not (trained / "mlflow.db").exists()
+        output = _forecast(mp, capsys)
+    assert all(m[5].startswith("models/") for m in _lines(output)) and not (trained / "mlflow.db").exists()
 
 
-def test_the_registry_champion_gives_the_same_number_as_models(trained, capsys):
+def test_the_registry_champions_give_the_same_numbers_as_models(trained, capsys):
     with in_repo(trained, STOCKCAST_PIPELINE_RUN="forecast-test") as mp:
         track.main()
-        registry_line = _forecast(mp, capsys)
+        registry_output = _forecast(mp, capsys)
         mp.setenv("STOCKCAST_TRACKING", "off")
-        models_line = _forecast(mp, capsys)
-    on, off = LINE.fullmatch(registry_line), LINE.fullmatch(models_line)
-    assert on[4] == "stockcast-SP500 version 1" and off[4] == f"models/{off[3]}/"
-    assert on.groups()[:3] == off.groups()[:3]
-    assert json.loads((trained / "data/tracked.json").read_text())["champions"] == {"SP500": on[3]}
+        models_output = _forecast(mp, capsys)
+    receipt = json.loads((trained / "data/tracked.json").read_text())
+    for on, off in zip(_lines(registry_output), _lines(models_output), strict=True):
+        assert on[5].startswith("stockcast-SP500 version ") and off[5] == f"models/{off[4]}/"
+        assert on.groups()[:4] == off.groups()[:4]
+        assert receipt["champions_by_horizon"][on[2]] == {"SP500": on[4]}
+    assert receipt["champions"] == receipt["champions_by_horizon"]["1"]
 
 
 def test_an_unknown_series_names_the_flag(trained, capsys):
@@ -95,26 +108,31 @@ def test_an_unknown_series_names_the_flag(trained, capsys):
 
 
 def _series(n: int = 80) -> Series:
-    days = pd.bdate_range("2024-01-01", periods=n).to_numpy("datetime64[ns]")
+    """A random walk on NYSE sessions (2024 has holidays a business-day range does not skip)."""
+    days = pd.DatetimeIndex(next_trading_days("2023-12-29", n)).to_numpy("datetime64[ns]")
     price = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0.0005, 0.01, n)))
     return Series("X", days, price)
 
 
-@pytest.mark.parametrize("model", [Naive(), Drift(), Arima(order=[1, 1, 0])], ids=["naive", "drift", "arima"])
-def test_the_next_day_forecast_is_what_the_walk_forward_gives_that_day(model):
+@pytest.mark.parametrize(
+    "model",
+    [Naive((1, 3, 7)), Drift((1, 3, 7)), Arima(order=[1, 1, 0], horizons=(1, 3, 7))],
+    ids=["naive", "drift", "arima"],
+)
+def test_the_forecast_from_a_day_is_what_the_walk_forward_gives_from_that_cutoff(model):
     series = _series()
     fold = Fold("X", 0, 0, 59, 60, 79)
     table, fitted = forecast_fold(model, series, fold)
-    # Fed the prices up to each test day's eve, it forecasts that day.
-    for day in (60, 70, 79):
+    # Fed the prices up to a test day's eve, it forecasts every horizon from that eve.
+    for day in (60, 70, 73):
         prices = pd.DataFrame({"ds": series.ds[:day], "price": series.price[:day]})
-        out = forecast.next_day_forecast(fitted, prices.sample(frac=1, random_state=0))  # any row order
-        expected = table.iloc[day - 60]
-        assert out["ds"].iloc[0] == expected["ds"]  # consecutive business days, no holiday among them
-        assert out["y_hat"].iloc[0] == pytest.approx(expected["y_hat"], rel=1e-9)
+        out = forecast.horizon_forecasts(fitted, prices.sample(frac=1, random_state=0))  # any row order
+        assert out["h"].tolist() == [1, 3, 7]
+        expected = table[table["cutoff"] == series.ds[day - 1]].set_index("h")
+        assert out["ds"].tolist() == expected["ds"].tolist()  # the h-th session after the cutoff
+        assert out["y_hat"].to_numpy() == pytest.approx(expected["y_hat"].to_numpy(), rel=1e-9)
         if "y_lo" in table:
-            assert out[["y_lo", "y_hi"]].iloc[0].tolist() == pytest.approx(
-                [expected["y_lo"], expected["y_hi"]], rel=1e-9
-            )
+            bounds = out[["y_lo", "y_hi"]].to_numpy()
+            assert bounds == pytest.approx(expected[["y_lo", "y_hi"]].to_numpy(), rel=1e-9)
         else:
-            assert list(out.columns) == ["ds", "y_hat"]
+            assert list(out.columns) == ["ds", "h", "y_hat"]

@@ -38,6 +38,7 @@ CSV = "input/acme.csv"  # the series id is the file stem: ACME
 GOOD_PARAMS = {
     "data": {"source": "csv", "path": CSV},
     "features": {"n_lags": 5},
+    "forecast": {"horizons": [1, 5]},  # the default 20 days need a longer test part
     "split": {"n_windows": 2, "test_size": 10},
     "parallel": {"n_jobs": 1},
     "diagnostics": {"seasonal_period": 20},

@@ -32,6 +32,7 @@ from conftest import WarmRunner, copy_repo, free_port, git_init, run_in, sample_
 PARAMS = {
     "data": {"source": "csv", "path": "input/acme.csv"},
     "features": {"n_lags": 5},
+    "forecast": {"horizons": [1, 5]},  # the default 20 days need a longer test part
     "split": {"n_windows": 2, "test_size": 10},
     "parallel": {"n_jobs": 1},  # tasks in the stage's own process, where the harness kills
     "lstm": {"units": [2], "epochs": 2},

@@ -1,6 +1,6 @@
 """Each score on tiny cases worked out by hand, and the Diebold-Mariano test against R.
 
-Reference values for `diebold_mariano` come from R's forecast package, computed on this machine
+Reference values for `diebold_mariano` at horizon 1 come from R's forecast package, computed on this machine
 (Debian 12 packages `r-base-core` and `r-cran-forecast`): R 4.2.2 Patched (2022-11-10 r83330),
 forecast 8.20, with
 
@@ -11,7 +11,9 @@ forecast 8.20, with
 for each `(e1, e2)` pair in `R_DM_REFERENCES` (the vectors were typed in as `c(...)` exactly as
 written below). forecast 8.20's dm.test computes the loss differential, its variance from
 `acf(type = "covariance")` (divisor n), the HLN factor sqrt((n + 1 - 2h + h(h - 1)/n) / n) and
-`2 * pt(-abs(STATISTIC), df = n - 1)`.
+`2 * pt(-abs(STATISTIC), df = n - 1)`. The errors are passed as forecasts of y = 0 (error e is
+the forecast -e), so the squared errors are exactly those R saw. Above horizon 1 R and statsmodels
+weigh the autocovariances differently; that case is checked against the formula by hand.
 """
 
 import math
@@ -60,15 +62,15 @@ def test_rmse_ratio_compares_on_the_same_rows():
 
 
 def test_directional_accuracy_excludes_unchanged_days_and_counts_no_call_as_wrong():
-    y_prev = np.full(5, 10.0)
+    y_cutoff = np.full(5, 10.0)
     y = np.array([11.0, 9.0, 10.0, 12.0, 8.0])  # up, down, unchanged, up, down
     y_hat = np.array([10.5, 10.2, 11.0, 10.0, 9.0])  # up (right), up (wrong), -, no change (wrong), down (right)
-    assert metrics.directional_accuracy(y, y_hat, y_prev) == (0.5, 4, 1)
+    assert metrics.directional_accuracy(y, y_hat, y_cutoff) == (0.5, 4, 1)
 
 
 def test_the_naive_forecast_calls_no_direction_and_scores_zero():
-    y_prev = np.array([10.0, 11.0, 12.0])
-    assert metrics.directional_accuracy(np.array([11.0, 12.0, 11.0]), y_prev, y_prev) == (0.0, 3, 0)
+    y_cutoff = np.array([10.0, 11.0, 12.0])
+    assert metrics.directional_accuracy(np.array([11.0, 12.0, 11.0]), y_cutoff, y_cutoff) == (0.0, 3, 0)
 
 
 def test_directional_accuracy_without_any_move_is_undefined():
@@ -156,30 +158,46 @@ R_DM_REFERENCES = [
 ]
 
 
+def dm_of_errors(e1: list[float], e2: list[float], horizon: int = 1) -> tuple[float, float] | None:
+    """`diebold_mariano` of two forecasts of y = 0 whose errors are `e1` and `e2`."""
+    return metrics.diebold_mariano(np.zeros(len(e1)), -np.array(e1), -np.array(e2), horizon)
+
+
 @pytest.mark.parametrize(("e1", "e2", "statistic", "p_value"), R_DM_REFERENCES)
 def test_diebold_mariano_matches_r_forecast_dm_test(e1, e2, statistic, p_value):
-    result = metrics.diebold_mariano(np.array(e1), np.array(e2))
-    assert result == pytest.approx((statistic, p_value), rel=1e-12)
+    assert dm_of_errors(e1, e2) == pytest.approx((statistic, p_value), rel=1e-12)
 
 
 def test_diebold_mariano_on_a_case_solved_by_hand():
     # d = 1, 4, 9: mean 14/3, variance (divisor n) 98/9, so mean / sqrt(var / 3) = sqrt(6) and the
     # HLN factor sqrt(2/3) makes it 2; with 2 df, P(|t| > 2) = 1 - 2 / sqrt(6).
-    statistic, p_value = metrics.diebold_mariano(np.array([1.0, 2.0, 3.0]), np.zeros(3))
+    statistic, p_value = dm_of_errors([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
     assert statistic == pytest.approx(2.0, rel=1e-12)
     assert p_value == pytest.approx(1 - 2 / math.sqrt(6), rel=1e-12)
 
 
+def test_diebold_mariano_at_horizon_2_uses_one_newey_west_lag_and_the_hln_factor_for_h():
+    # d = 4, 0, 4, 0: mean 2, deviations +-2, autocovariances (divisor n) g0 = 4, g1 = -3. One lag
+    # with Bartlett weight 1 - 1/2: long-run variance 4 + 2 * (1/2) * (-3) = 1, so
+    # mean / sqrt(1 / 4) = 4 (lag 0 alone would give 2). HLN at n = 4, h = 2:
+    # sqrt((4 + 1 - 4 + 2/4) / 4) = sqrt(3/8) (h = 1 would give sqrt(3/4)): statistic sqrt(6).
+    # Student's t with 3 df: P(|t| > sqrt(6)) = 1 - 2 (sqrt(2)/3 + atan(sqrt(2))) / pi.
+    statistic, p_value = dm_of_errors([2.0, 0.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0], horizon=2)
+    assert statistic == pytest.approx(math.sqrt(6), rel=1e-12)
+    assert p_value == pytest.approx(1 - 2 * (math.sqrt(2) / 3 + math.atan(math.sqrt(2))) / math.pi, rel=1e-12)
+
+
 def test_diebold_mariano_is_antisymmetric():
     e1, e2, *_ = R_DM_REFERENCES[2].values
-    forward, backward = (
-        metrics.diebold_mariano(np.array(e1), np.array(e2)),
-        metrics.diebold_mariano(np.array(e2), np.array(e1)),
-    )
-    assert backward[0] == pytest.approx(-forward[0]) and backward[1] == pytest.approx(forward[1])
+    for horizon in (1, 3):
+        forward, backward = dm_of_errors(e1, e2, horizon), dm_of_errors(e2, e1, horizon)
+        assert backward[0] == pytest.approx(-forward[0]) and backward[1] == pytest.approx(forward[1])
 
 
-def test_diebold_mariano_without_variance_is_undefined():
-    e = np.array([0.5, -1.0, 2.0])
-    assert metrics.diebold_mariano(e, e) is None  # R: "Variance of DM statistic is zero"
-    assert metrics.diebold_mariano(np.array([1.0]), np.array([0.0])) is None
+def test_diebold_mariano_without_variance_or_days_is_undefined():
+    e = [0.5, -1.0, 2.0]
+    assert dm_of_errors(e, e) is None  # R: "Variance of DM statistic is zero"; statsmodels: NaN
+    assert dm_of_errors([1.0, 1.0, 1.0], [0.0, 0.0, 0.0]) is None  # constant d: statsmodels gives inf
+    assert dm_of_errors([1.0], [0.0]) is None
+    assert dm_of_errors([1.0, 2.0, 3.0], [0.0, 0.0, 0.0], horizon=3) is None  # no more days than the horizon
+    assert dm_of_errors([1.0, 2.0, 3.0, 5.0], [0.0, 0.0, 0.0, 0.0], horizon=3) is not None

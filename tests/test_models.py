@@ -1,9 +1,10 @@
-"""Every model through the same checks, one row per model (the conformance table).
+"""Every model through the same checks, one row per model and strategy (the conformance table).
 
-Each model is fitted on the first part of an AR(2) log-return process and forecasts the rest one
-step ahead. Checked for every row: `fit` returns self; the loop's table has the contract's
-columns, one finite row per test day; a second fit with the same seed gives the same bytes; the
-leakage canary; and every learning model beats the random walk on a series that has structure.
+Each model is fitted on the first part of an AR(2) log-return process and forecasts the rest at
+horizons 1, 5 and 20 from every cutoff. Checked for every row: `fit` returns self; the loop's
+table has the contract's columns, one finite row per test day and horizon; a second fit with
+the same seed gives the same bytes; the leakage canary at every horizon; and every learning
+model beats the random walk one step ahead on a series that has structure.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pipeline.models.arima import Arima
 from pipeline.models.naive import Drift, Naive
 from pipeline.models.recurrent import Recurrent
 from pipeline.models.regressor import ESTIMATORS, RIDGE_ALPHAS, Regressor, make_estimator
+from pipeline.models.windowed import horizon_targets
 from pipeline.walkforward import PREDICTION_COLUMNS, Fold, Series, forecast_fold
 
 # Keras 3.15 copies its variables with np.array(variable), which numpy 2.4 flags; harmless.
@@ -34,30 +36,39 @@ pytestmark = pytest.mark.filterwarnings(
 
 N_TRAIN, N_TEST = 700, 200
 LAGS = 5
+H = (1, 5, 20)
 TINY_NET = {"units": (4,), "epochs": 4, "batch_size": 32, "learning_rate": 0.01, "patience": 2, "n_lags": LAGS}
 
 # name -> (factory of the unfitted model, whether it learns: learning models must beat naive)
 MODELS = {
-    "naive": (Naive, False),
-    "drift": (Drift, False),
-    "arima_fixed": (lambda: Arima(order=[2, 1, 0]), True),
-    "arima_auto": (lambda: Arima(order="auto", max_p=2, max_q=1), True),
-    "ridge": (lambda: Regressor(make_estimator("ridge", {}, 0), n_lags=LAGS), True),
-    "ridge_price": (lambda: Regressor(make_estimator("ridge", {}, 0), n_lags=LAGS, target="price"), False),
+    "naive": (lambda: Naive(H), False),
+    "drift": (lambda: Drift(H), False),
+    "arima_fixed": (lambda: Arima(order=[2, 1, 0], horizons=H), True),
+    "arima_auto": (lambda: Arima(order="auto", max_p=2, max_q=1, horizons=H), True),
+    "ridge": (lambda: Regressor(make_estimator("ridge", {}, 0), n_lags=LAGS, horizons=H), True),
+    "ridge_recursive": (
+        lambda: Regressor(make_estimator("ridge", {}, 0), n_lags=LAGS, horizons=H, strategy="recursive"),
+        True,
+    ),
+    "ridge_price": (lambda: Regressor(make_estimator("ridge", {}, 0), n_lags=LAGS, target="price", horizons=H), False),
     "random_forest": (
         lambda: Regressor(
-            make_estimator("random_forest", {"n_estimators": 20, "min_samples_leaf": 20}, 0), n_lags=LAGS
+            make_estimator("random_forest", {"n_estimators": 20, "min_samples_leaf": 20}, 0), n_lags=LAGS, horizons=H
         ),
         True,
     ),
     "hist_gradient_boosting": (
-        lambda: Regressor(make_estimator("hist_gradient_boosting", {"max_iter": 30}, 0), n_lags=LAGS),
+        lambda: Regressor(make_estimator("hist_gradient_boosting", {"max_iter": 30}, 0), n_lags=LAGS, horizons=H),
         True,
     ),
-    "mlp": (lambda: Regressor(make_estimator("mlp", {"hidden_layer_sizes": [8]}, 0), n_lags=LAGS), True),
-    "lstm": (lambda: Recurrent(cell="lstm", **TINY_NET), True),
-    "gru": (lambda: Recurrent(cell="gru", **TINY_NET), True),
-    "simple_rnn": (lambda: Recurrent(cell="simple_rnn", **TINY_NET), True),
+    "mlp": (
+        lambda: Regressor(make_estimator("mlp", {"hidden_layer_sizes": [8]}, 0), n_lags=LAGS, horizons=(1,)),
+        True,
+    ),
+    "lstm": (lambda: Recurrent(cell="lstm", horizons=H, **TINY_NET), True),
+    "lstm_recursive": (lambda: Recurrent(cell="lstm", horizons=H, strategy="recursive", **TINY_NET), True),
+    "gru": (lambda: Recurrent(cell="gru", horizons=H, **TINY_NET), True),
+    "simple_rnn": (lambda: Recurrent(cell="simple_rnn", horizons=(1,), **TINY_NET), True),
 }
 
 
@@ -73,7 +84,7 @@ def ar2_log_prices(n: int, seed: int, phi1: float = 0.5, phi2: float = -0.3, sig
 Y = ar2_log_prices(N_TRAIN + N_TEST, seed=7)
 SERIES = Series("AR2", np.arange(len(Y)).astype("datetime64[D]").astype("datetime64[ns]"), np.exp(Y))
 FOLD = Fold("AR2", fold=0, history_start=0, train_end=N_TRAIN - 1, test_start=N_TRAIN, test_end=len(Y) - 1)
-DAYS = np.arange(N_TRAIN, len(Y))  # the day each forecast is for
+CUTOFFS = np.arange(N_TRAIN - 1, len(Y) - 1)  # the cutoff of each row of `predict`
 
 
 @dataclass
@@ -82,7 +93,7 @@ class Case:
     learns: bool
     model: object  # fitted on the train part by `fit`
     returned: object  # what `fit` returned
-    forecasts: np.ndarray  # model.predict(Y, N_TEST)
+    forecasts: np.ndarray  # model.predict(Y, N_TEST): (N_TEST, len(horizons))
     table: object  # the loop's rows for the fold, from a second, separately fitted copy
     refitted: object  # that second copy
 
@@ -109,13 +120,20 @@ def test_fit_returns_self(case):
     assert case.returned is case.model
 
 
-def test_table_has_one_finite_row_per_test_day(case):
-    assert case.forecasts.shape == (N_TEST,) and case.forecasts.dtype == np.float64
-    has_interval = case.model.predict_interval(Y, N_TEST) is not None
-    expected = PREDICTION_COLUMNS if has_interval else PREDICTION_COLUMNS[:-2]
+def test_table_has_one_finite_row_per_test_day_and_horizon(case):
+    horizons = case.model.horizons
+    assert case.forecasts.shape == (N_TEST, len(horizons)) and case.forecasts.dtype == np.float64
+    interval = case.model.predict_interval(Y, N_TEST)
+    assert interval is None or interval.shape == (N_TEST, len(horizons), 2)
+    expected = PREDICTION_COLUMNS if interval is not None else PREDICTION_COLUMNS[:-2]
     assert case.table.columns.tolist() == expected
-    assert len(case.table) == N_TEST and not case.table.isna().any().any()
-    assert np.array_equal(case.table["y"].to_numpy(), np.exp(Y[N_TRAIN:]))
+    assert not case.table.isna().any().any()
+    assert case.table.groupby("h").size().to_dict() == {h: N_TEST - h + 1 for h in horizons}
+    for h, rows in case.table.groupby("h"):
+        # Every target is a test day; its cutoff is h days before it (the series' days are consecutive).
+        assert np.array_equal(rows["ds"].to_numpy(), SERIES.ds[N_TRAIN + h - 1 :])
+        assert np.array_equal(rows["cutoff"].to_numpy(), SERIES.ds[N_TRAIN - 1 : len(Y) - h])
+        assert np.array_equal(rows["y"].to_numpy(), np.exp(Y[N_TRAIN + h - 1 :]))
     if "y_lo" in case.table:
         assert (case.table.y_lo < case.table.y_hat).all() and (case.table.y_hat < case.table.y_hi).all()
 
@@ -126,7 +144,8 @@ def test_same_seed_same_output(case):
 
 @pytest.mark.parametrize("t", [N_TRAIN, N_TRAIN + 57, len(Y) - 1])
 def test_leakage_canary(case, t):
-    """Changing any value at or after day t changes no forecast for a day at or before t."""
+    """Changing any value at or after day t changes no forecast, at any horizon, whose cutoff is
+    before t; the forecasts from cutoff t itself do change (the check can fail)."""
     changed = Y.copy()
     changed[t:] += np.random.default_rng(t).normal(0, 0.05, len(Y) - t)
     outputs = [lambda y: case.model.predict(y, N_TEST)]
@@ -134,16 +153,18 @@ def test_leakage_canary(case, t):
         outputs.append(lambda y: case.model.predict_interval(y, N_TEST))
     for output in outputs:
         before, after = output(Y), output(changed)
-        assert np.array_equal(after[t >= DAYS], before[t >= DAYS])
-        if t < len(Y) - 1:  # the canary can fail: later forecasts do see the change
-            assert not np.array_equal(after[t + 1 == DAYS], before[t + 1 == DAYS])
+        assert np.array_equal(after[t > CUTOFFS], before[t > CUTOFFS])
+        if t <= CUTOFFS[-1]:
+            assert all(
+                not np.array_equal(a, b) for a, b in zip(after[t == CUTOFFS][0], before[t == CUTOFFS][0], strict=True)
+            )
 
 
 def test_learning_models_beat_the_random_walk_on_ar2_returns(case):
     if not case.learns:
         pytest.skip("a baseline, or a target that hides the structure (prices)")
     actual = np.exp(Y[N_TRAIN:])
-    rmse = np.sqrt(np.mean((np.exp(case.forecasts) - actual) ** 2))
+    rmse = np.sqrt(np.mean((np.exp(case.forecasts[:, 0]) - actual) ** 2))
     naive = np.sqrt(np.mean((np.exp(Y[N_TRAIN - 1 : -1]) - actual) ** 2))
     assert rmse < 0.97 * naive  # the best possible is about 0.88 x naive for these coefficients
 
@@ -192,10 +213,13 @@ def test_window_models_forecast_the_same_from_the_features_table(case):
 COUNTS = {
     "drift": {"drift": 1},
     "arima_fixed": {"ar": 2, "drift": 1, "sigma2": 1},
-    "ridge": {"coef": LAGS, "intercept": 1},
+    "ridge": {f"h{h} {block}": n for h in H for block, n in (("coef", LAGS), ("intercept", 1))},
+    "ridge_recursive": {"coef": LAGS, "intercept": 1},
     "mlp": {"W_xh": LAGS * 8, "W_xh bias": 8, "W_hy": 8, "W_hy bias": 1},
     # 4 gates of 4 units on 1 input: the seed lecture's W_xh, W_hh and a bias per gate unit.
-    "lstm": {"lstm_1 W_xh": 16, "lstm_1 W_hh": 64, "lstm_1 bias": 16, "dense W_hy": 4, "dense bias": 1},
+    # MIMO: one output per horizon.
+    "lstm": {"lstm_1 W_xh": 16, "lstm_1 W_hh": 64, "lstm_1 bias": 16, "dense W_hy": 4 * 3, "dense bias": 3},
+    "lstm_recursive": {"lstm_1 W_xh": 16, "lstm_1 W_hh": 64, "lstm_1 bias": 16, "dense W_hy": 4, "dense bias": 1},
     "simple_rnn": {
         "simple_rnn_1 W_xh": 4,
         "simple_rnn_1 W_hh": 16,
@@ -229,7 +253,7 @@ def test_stacked_recurrent_layers_weight_blocks_and_history():
         "dense bias": 1,
     }
     assert list(model.history_) == ["loss", "val_loss"] and all(len(v) == 2 for v in model.history_.values())
-    assert model.predict(Y[:260], 60).shape == (60,)
+    assert model.predict(Y[:260], 60).shape == (60, 1)
 
 
 def test_recurrent_warm_start_continues_from_the_previous_weights():
@@ -316,3 +340,60 @@ def test_the_compilation_cache_changes_no_forecast(tmp_path):
         results[name] = np.load(out)
     assert any((tmp_path / "jax").iterdir())  # the cache was written, then read by the second fit
     assert np.array_equal(results["on"][0], results["on"][1]) and np.array_equal(results["off"][0], results["on"][0])
+
+
+# Horizons: what the table above does not pin down.
+
+
+@pytest.mark.parametrize("make", [Naive, Drift, lambda h: Arima(order=[2, 1, 0], horizons=h)])
+def test_one_step_forecasts_do_not_depend_on_the_other_horizons(make):
+    several, alone = make(H).fit(Y[:N_TRAIN]), make((1,)).fit(Y[:N_TRAIN])
+    assert np.array_equal(several.predict(Y, N_TEST)[:, 0], alone.predict(Y, N_TEST)[:, 0])
+    if several.predict_interval(Y, N_TEST) is not None:
+        assert np.array_equal(several.predict_interval(Y, N_TEST)[:, 0], alone.predict_interval(Y, N_TEST)[:, 0])
+
+
+def test_drift_forecasts_grow_with_the_horizon():
+    model = Drift(H).fit(Y[:N_TRAIN])
+    forecasts = model.predict(Y, N_TEST)
+    assert np.allclose(forecasts - Y[N_TRAIN - 1 : -1, None], model.drift_ * np.asarray(H), rtol=0, atol=1e-12)
+
+
+def test_direct_targets_stop_at_the_train_part():
+    """For horizon h the last h - 1 train windows have no target inside the train part: each
+    direct estimator is fitted on the others alone."""
+    y = Y[:300]
+    cutoffs = np.arange(LAGS, len(y) - 1)
+    targets = horizon_targets(y, cutoffs, H, "log_return")
+    assert [int(np.isnan(column).sum()) for column in targets.T] == [h - 1 for h in H]
+    assert np.allclose(targets[0], [y[LAGS + h] - y[LAGS] for h in H], rtol=0, atol=1e-15)
+    model = Regressor(make_estimator("ridge", {}, 0), n_lags=LAGS, horizons=H).fit(y)
+    seen = [int(m.regressor_.named_steps["scale"].n_samples_seen_) for m in model.models_]
+    assert seen == [len(cutoffs) - h + 1 for h in H]
+
+
+def ar1_log_prices(n: int, phi: float, sigma: float, seed: int) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0, sigma, n + 50)
+    r = np.zeros(n + 50)
+    for t in range(1, n + 50):
+        r[t] = phi * r[t - 1] + noise[t]
+    return np.log(100.0) + np.cumsum(r[50:])
+
+
+@pytest.mark.parametrize("strategy", ["direct", "recursive"])
+def test_strategies_approach_the_analytic_ar1_forecast_as_the_train_part_grows(strategy):
+    """On AR(1) log returns r_t = phi r_t-1 + e_t the h-step forecast of the log price is
+    y_c + r_c phi (1 - phi^h) / (1 - phi); both strategies get closer to it with more data."""
+    phi, sigma, n_test = 0.4, 0.01, 300
+    analytic_gain = np.array([phi * (1 - phi**h) / (1 - phi) for h in H])
+    distances = []
+    for n_train in (150, 1000, 8000):
+        y = ar1_log_prices(n_train + n_test, phi, sigma, seed=3)
+        model = Regressor(make_estimator("ridge", {"alphas": [1e-6]}, 0), n_lags=3, horizons=H, strategy=strategy)
+        forecasts = model.fit(y[:n_train]).predict(y, n_test)
+        cut = np.arange(len(y) - n_test - 1, len(y) - 1)
+        analytic = y[cut, None] + (y[cut] - y[cut - 1])[:, None] * analytic_gain
+        distances.append(np.sqrt(np.mean((forecasts - analytic) ** 2, axis=0)) / sigma)
+    distances = np.array(distances)  # (train sizes, horizons), in units of the daily noise
+    assert (np.diff(distances, axis=0) < 0).all()
+    assert (distances[-1] < 0.2).all()

@@ -10,6 +10,7 @@ from conftest import copy_repo, git_init, run_in
 TINY = {
     "data": {"start": "2017-01-01"},  # 502 trading days of the real S&P 500
     "features": {"n_lags": 5},
+    "forecast": {"horizons": [1, 5]},  # the default 20 days need a longer test part
     "split": {"n_windows": 2, "test_size": 20},
     "parallel": {"n_jobs": 1},
     "lstm": {"units": [2], "epochs": 2},
@@ -57,8 +58,11 @@ def test_first_stages_write_the_contract_tables(repro):
     assert windows.columns.tolist() == ["unique_id", "ds", "lag_1", "lag_2", "lag_3", "lag_4", "lag_5", "target"]
     assert len(windows) == 502 - 6
     naive = pd.read_parquet(repro / "data/predictions/naive.parquet")
-    assert len(naive) == 40 and naive.fold.tolist() == [0] * 20 + [1] * 20
-    assert naive.ds.iloc[-1] == pd.Timestamp("2018-12-31")
+    assert naive.columns.tolist() == ["unique_id", "ds", "cutoff", "h", "fold", "y", "y_hat"]
+    # Per fold of 20 test days: 20 one-step forecasts and 16 five-step ones, sorted by h, then ds.
+    assert len(naive) == 2 * (20 + 16) and naive.h.tolist() == [1] * 40 + [5] * 32
+    assert naive.fold.tolist() == [0] * 20 + [1] * 20 + [0] * 16 + [1] * 16
+    assert (naive.groupby("h").ds.max() == pd.Timestamp("2018-12-31")).all()
     assert sorted(p.name for p in (repro / "models").iterdir() if p.is_dir()) == [
         "arima",
         "drift",
@@ -91,6 +95,16 @@ def test_a_window_param_reruns_the_window_models_and_what_follows_them_only(repr
     """`features.n_lags` moves no fold: naive and ARIMA do not rerun (nor the diagnostics)."""
     ran = _ran(run_in(repro, "dvc", "exp", "run", "-S", "features.n_lags=6", env=OFF))
     assert ran == {"features", "sklearn", "lstm", "evaluate", "track"}
+
+
+def test_one_horizon_reruns_the_models_and_keeps_their_one_step_forecasts(repro):
+    tables = {m: pd.read_parquet(repro / f"data/predictions/{m}.parquet") for m in ("naive", "drift", "arima")}
+    ran = _ran(run_in(repro, "dvc", "exp", "run", "-S", "forecast.horizons=[1]", env=OFF))
+    assert ran == {"naive", "arima", "sklearn", "lstm", "evaluate", "track"}
+    for model, before in tables.items():
+        after = pd.read_parquet(repro / f"data/predictions/{model}.parquet")
+        assert after.h.unique().tolist() == [1]
+        pd.testing.assert_frame_equal(after, before[before.h == 1].reset_index(drop=True), check_exact=True)
 
 
 def test_a_tracking_change_reruns_the_tracking_stage_alone(repro):

@@ -37,6 +37,7 @@ from pipeline.scratch import GIT_IDENTITY
 TINY = {
     "data": {"start": "2017-01-01"},  # 502 days of the real S&P 500
     "features": {"n_lags": 5},
+    "forecast": {"horizons": [1, 5]},  # the default 20 days need a longer test part
     "split": {"n_windows": 2, "test_size": 20},
     "parallel": {"n_jobs": 1},
     "lstm": {"units": [2], "epochs": 2},

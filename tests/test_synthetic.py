@@ -70,6 +70,7 @@ def test_several_series_run_through_the_stages(source, tmp_path, monkeypatch):
     params = {
         "data": data(tmp_path),
         "features": {"n_lags": 5},
+        "forecast": {"horizons": [1, 5]},  # the default 20 days need a longer test part
         "split": {"n_windows": 2, "test_size": 20},
         "parallel": {"n_jobs": 1},
     }
@@ -85,6 +86,7 @@ def test_several_series_run_through_the_stages(source, tmp_path, monkeypatch):
     for model in ("naive", "drift"):
         table = io.read_table(f"data/predictions/{model}.parquet")
         assert set(table.unique_id) == expected
-        assert table.groupby("unique_id").size().eq(40).all()
-        assert table.groupby("unique_id").fold.apply(lambda f: f.tolist() == [0] * 20 + [1] * 20).all()
+        assert table.groupby("unique_id").size().eq(2 * (20 + 16)).all()  # 2 folds of h=1 and h=5 forecasts
+        one_step = table[table.h == 1]
+        assert one_step.groupby("unique_id").fold.apply(lambda f: f.tolist() == [0] * 20 + [1] * 20).all()
         assert np.isfinite(table.y_hat).all()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -49,6 +50,7 @@ pytestmark = pytest.mark.filterwarnings(
 TINY = {
     "data": {"start": "2017-01-01"},  # 502 days of the real S&P 500
     "features": {"n_lags": 5},
+    "forecast": {"horizons": [1, 5]},  # the default 20 days need a longer test part
     "split": {"n_windows": 2, "test_size": 10},
     "parallel": {"n_jobs": 1},
     "lstm": {"units": [2], "epochs": 2},
@@ -170,17 +172,19 @@ def test_learned_values_are_one_short_line():
 
 def test_the_receipt_has_no_run_ids_or_times_and_the_same_bytes_for_the_same_outputs(tmp_path):
     outputs = [provenance.ModelOutputs("naive", Path("p"), Path("d"), {}, "a" * 32, "b" * 32 + ".dir")]
-    content = track.receipt("stockcast", True, outputs, {"SP500": "naive"})
+    champions = {1: {"SP500": "naive"}, 5: {"SP500": "drift"}}
+    content = track.receipt("stockcast", True, outputs, champions)
     assert content == {
         "experiment": "stockcast",
         "tracking": "on",
         "models": {"naive": {"predictions_md5": "a" * 32, "model_md5": "b" * 32 + ".dir"}},
         "champions": {"SP500": "naive"},
+        "champions_by_horizon": {"1": {"SP500": "naive"}, "5": {"SP500": "drift"}},
     }
     track.io.write_json(content, tmp_path / "1.json")
-    track.io.write_json(track.receipt("stockcast", True, outputs, {"SP500": "naive"}), tmp_path / "2.json")
+    track.io.write_json(track.receipt("stockcast", True, outputs, champions), tmp_path / "2.json")
     assert (tmp_path / "1.json").read_bytes() == (tmp_path / "2.json").read_bytes()
-    assert track.receipt("stockcast", False, outputs, {})["tracking"] == "off"
+    assert track.receipt("stockcast", False, outputs, champions)["tracking"] == "off"
 
 
 def test_an_unreachable_server_is_a_user_error_naming_it_within_seconds():
@@ -270,9 +274,13 @@ def test_every_model_has_the_same_metric_keys_overall_and_per_fold_as_the_report
     folds = json.loads((repo / "reports/evaluation.json").read_text())["folds"]
     keys = {model: {k for k in runs[model].data.metrics if not k.startswith("history/")} for model in MODELS}
     assert all(k == keys["naive"] for k in keys.values())
-    assert keys["naive"] == set(scoring.METRIC_KEYS) | {f"fold/{k}" for k in scoring.METRIC_KEYS}
+    per_horizon = {f"h{h}/{k}" for h in (1, 5) for k in scoring.METRIC_KEYS}
+    assert keys["naive"] == set(scoring.METRIC_KEYS) | {f"fold/{k}" for k in scoring.METRIC_KEYS} | per_horizon
     for model in MODELS:
-        for key, value in report["models"][model].items():
+        scores = report["models"][model]
+        expected = {k: v for k, v in scores.items() if k != "by_horizon"}
+        expected |= {f"h{h}/{k}": v for h, by_key in scores["by_horizon"].items() for k, v in by_key.items()}
+        for key, value in expected.items():
             logged = runs[model].data.metrics[key]
             assert math.isnan(logged) if value is None else logged == pytest.approx(value, rel=1e-12)
         history = client.get_metric_history(runs[model].info.run_id, "fold/rmse")
@@ -298,9 +306,10 @@ def test_each_models_pyfunc_forecasts_what_its_models_directory_does(tracked):
         served = mlflow.pyfunc.load_model(runs[model].data.tags["forecaster.SP500"])
         assert served.metadata.signature is not None and served.input_example is not None
         logged = served.predict(recent)
-        local = forecast.next_day_forecast(loader.load(repo / "models" / model, "SP500"), recent)
+        local = forecast.horizon_forecasts(loader.load(repo / "models" / model, "SP500"), recent)
         pd.testing.assert_frame_equal(logged, local, check_exact=True)
-        assert logged["ds"].iloc[0] == pd.Timestamp("2019-01-02")  # New Year's Day skipped
+        assert logged["h"].tolist() == [1, 5]
+        assert logged["ds"].tolist() == [pd.Timestamp("2019-01-02"), pd.Timestamp("2019-01-08")]  # no New Year's Day
         assert ("y_lo" in logged) == (model == "arima")
         artifacts = [a.path for a in client.list_artifacts(runs[model].info.run_id)]
         assert artifacts == ([NATIVE[model]] if model in NATIVE else [])
@@ -329,12 +338,20 @@ def test_the_comparison_run_holds_the_scores_and_reports_and_the_champion_is_reg
     assert {comparison.data.tags[f"run.{model}"] for model in MODELS} == {runs[model].info.run_id for model in MODELS}
     for model in MODELS:
         assert comparison.data.metrics[f"{model}.rmse"] == pytest.approx(report["models"][model]["rmse"], rel=1e-12)
+        five = report["models"][model]["by_horizon"]["5"]["rmse"]
+        assert comparison.data.metrics[f"h5/{model}.rmse"] == pytest.approx(five, rel=1e-12)
     artifacts = {a.path for a in client.list_artifacts(comparison.info.run_id)}
     assert {"metrics.json", "evaluation.json", "leaderboard.md", "plots", "diagnostics"} <= artifacts
     champion = scoring.champions(report)["SP500"]
     version = client.get_model_version_by_alias("stockcast-SP500", "champion")
     assert version.tags["model"] == champion == comparison.data.tags["champion.SP500"]
     assert version.source == runs[champion].data.tags["forecaster.SP500"]
+    for h in (1, 5):  # one alias per horizon, at that horizon's champion's served pyfunc
+        at_h = scoring.champions(report, h)["SP500"]
+        aliased = client.get_model_version_by_alias("stockcast-SP500", f"champion-h{h}")
+        assert aliased.source == runs[at_h].data.tags["forecaster.SP500"]
+        assert comparison.data.tags[f"champion.h{h}.SP500"] == at_h
+    assert client.get_model_version_by_alias("stockcast-SP500", "champion-h1").version == version.version
 
 
 def test_the_receipt_says_what_was_tracked(tracked):
@@ -359,11 +376,15 @@ def test_the_forecast_is_the_same_from_the_registry_and_from_models(tracked, cap
             mp.setattr(sys, "argv", ["python -m pipeline.forecast"])
             capsys.readouterr()
             forecast.main()
-            lines[switch] = capsys.readouterr().out.strip()
-    champion = json.loads((repo / "data/tracked.json").read_text())["champions"]["SP500"]
-    assert lines["on"].endswith(f"champion {champion} (stockcast-SP500 version 1)")
-    assert lines["off"].endswith(f"champion {champion} (models/{champion}/)")
-    assert lines["on"].split(", champion")[0] == lines["off"].split(", champion")[0]  # SP500 2019-01-02: ...
+            lines[switch] = capsys.readouterr().out.strip().splitlines()
+    champions = json.loads((repo / "data/tracked.json").read_text())["champions_by_horizon"]
+    assert len(lines["on"]) == len(lines["off"]) == len(champions) == 2
+    for on, off, (h, by_series) in zip(lines["on"], lines["off"], champions.items(), strict=True):
+        champion = by_series["SP500"]
+        assert on.startswith(f"SP500 2019-01-0{2 if h == '1' else 8} (h={h}): ")
+        assert re.search(f"champion {champion} \\(stockcast-SP500 version \\d+\\)$", on), on
+        assert off.endswith(f"champion {champion} (models/{champion}/)")
+        assert on.split(", champion")[0] == off.split(", champion")[0]  # SP500 2019-01-02 (h=1): ...
 
 
 # ---------------------------------------------------------------- runs after the first

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import UserError
-from pipeline.models.base import Model
+from pipeline.models.base import Model, cutoff_values
 from pipeline.models.naive import Drift, Naive
 from pipeline.params import SplitParams
 from pipeline.split import make_folds
@@ -36,17 +36,17 @@ class Spy(Model):
 
     def predict(self, y, n, X=None):
         self.history_ = y.copy()
-        return y[len(y) - n - 1 : len(y) - 1] + 0.01
+        return cutoff_values(y, n) + 0.01
 
     def predict_interval(self, y, n, X=None):
-        last = y[len(y) - n - 1 : len(y) - 1]
-        return np.column_stack([last - 0.1, last + 0.1])
+        last = cutoff_values(y, n)
+        return np.stack([last - 0.1, last + 0.1], axis=-1)
 
 
 def test_naive_forecast_is_exactly_yesterdays_price():
     prices, folds = _inputs()
     table, _ = walk_forward(Naive(), prices, folds)
-    assert table.columns.tolist() == ["unique_id", "ds", "fold", "y", "y_hat"]
+    assert table.columns.tolist() == ["unique_id", "ds", "cutoff", "h", "fold", "y", "y_hat"]
     assert len(table) == 2 * 3 * 10
     for uid, rows in table.groupby("unique_id"):
         series = prices[prices.unique_id == uid].set_index("ds").close
@@ -77,6 +77,24 @@ def test_fit_sees_only_the_train_part_and_predict_the_history_before_each_day(ga
     assert np.allclose(rows.y_lo / previous, np.exp(-0.1)) and np.allclose(rows.y_hi / previous, np.exp(0.1))
 
 
+def test_every_horizon_forecasts_the_test_days_from_cutoffs_h_days_before():
+    prices, folds = _inputs()
+    table, _ = walk_forward(Naive((1, 3, 9)), prices, folds)
+    sizes = table.groupby(["unique_id", "fold", "h"]).size()
+    assert sizes.groupby("h").unique().map(list).to_dict() == {1: [10], 3: [8], 9: [2]}  # 10 - h + 1 per fold
+    sorted_rows = table.sort_values(["unique_id", "h", "ds"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(table, sorted_rows)
+    for (uid, fold, h), rows in table.groupby(["unique_id", "fold", "h"]):
+        series = prices[prices.unique_id == uid].reset_index(drop=True)
+        entry = folds[uid][fold]
+        position = {day: i for i, day in enumerate(series.ds)}
+        target = np.array([position[d] for d in rows.ds])
+        test_start, test_end = position[pd.Timestamp(entry["test_start"])], position[pd.Timestamp(entry["test_end"])]
+        assert target[0] == test_start + h - 1 and target[-1] == test_end  # test days only, every one of them
+        assert np.array_equal([position[c] for c in rows.cutoff], target - h)  # h trading days before
+        assert np.array_equal(rows.y_hat.to_numpy(), series.close.to_numpy()[target - h])  # the cutoff's price
+
+
 def test_each_fold_starts_from_an_unfitted_copy():
     prices, folds = _inputs()
     model = Drift()
@@ -93,7 +111,7 @@ class CountingWarm(Model):
         return self
 
     def predict(self, y, n, X=None):
-        return np.full(n, float(self.fits_)) + y[len(y) - n - 1 : len(y) - 1]
+        return float(self.fits_) + cutoff_values(y, n)
 
 
 def test_warm_start_models_carry_state_fold_to_fold():

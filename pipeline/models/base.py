@@ -17,16 +17,29 @@ STATE = "state.json"  # learned scalars and short lists, as JSON
 
 
 class Model:
-    """Base class of every forecasting model (see `pipeline.models` for the contract)."""
+    """Base class of every forecasting model (see `pipeline.models` for the contract).
+
+    A model forecasts `horizons` (trading days, strictly increasing), a constructor argument of
+    every family: strategies that train one output per horizon need them at `fit`.
+    """
+
+    horizons: tuple[int, ...] = (1,)
 
     def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Model:
         raise NotImplementedError
 
     def predict(self, y: np.ndarray, n: int, X: np.ndarray | None = None) -> np.ndarray:
+        """`(n, len(horizons))` log-price forecasts from the last `n` cutoffs before the end of `y`.
+
+        Row i is forecast from cutoff `len(y) - n - 1 + i` (so with h=1 row i forecasts the
+        i-th of the last `n` values, as the one-step loop always did); column j is the log price
+        `horizons[j]` days after that cutoff, which may lie past the end of `y`. A forecast reads
+        nothing after its cutoff: the leakage canary of the tests.
+        """
         raise NotImplementedError
 
     def predict_interval(self, y: np.ndarray, n: int, X: np.ndarray | None = None) -> np.ndarray | None:
-        """`(n, 2)` lower and upper log-price bounds for the forecasts of `predict`, or `None`."""
+        """`(n, len(horizons), 2)` lower and upper log-price bounds of `predict`'s forecasts, or `None`."""
         return None
 
     def prepare(self) -> None:
@@ -45,7 +58,7 @@ class Model:
 
     def config(self) -> dict:
         """The constructor's arguments as JSON values, as the model store records them."""
-        return self.get_params()
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.get_params().items()}
 
     def learned(self) -> dict:
         """The fitted model's small learned values (JSON-ready), e.g. `{"order_": [1, 1, 1]}`."""
@@ -76,6 +89,14 @@ class Model:
         for key, value in read_state(directory).items():
             setattr(model, key, value)
         return model
+
+
+def cutoff_values(y: np.ndarray, n: int) -> np.ndarray:
+    """The values at the last `n` cutoffs of `y` (positions len(y)-n-1 .. len(y)-2), as a column."""
+    y = np.asarray(y, dtype="float64")
+    if n >= len(y):
+        raise ValueError(f"{n} cutoffs need more than {len(y)} values")
+    return y[len(y) - n - 1 : len(y) - 1, None]
 
 
 def write_state(directory: Path, state: dict) -> None:

@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.models.base import Model
+from pipeline.models.base import Model, cutoff_values
 
 
 class Naive(Model):
-    """Random walk: tomorrow's price is today's price."""
+    """Random walk: the price h days after the cutoff is the cutoff's price, at every horizon."""
+
+    def __init__(self, horizons: tuple[int, ...] = (1,)):
+        self.horizons = horizons
 
     def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Naive:
         return self
 
     def predict(self, y: np.ndarray, n: int, X: np.ndarray | None = None) -> np.ndarray:
-        return y[len(y) - n - 1 : len(y) - 1].copy()
+        return np.repeat(cutoff_values(y, n), len(self.horizons), axis=1)
 
 
 class Drift(Model):
-    """Random walk with drift: today's log price plus the train part's mean daily log return."""
+    """Random walk with drift: the cutoff's log price plus h times the train part's mean daily log return."""
+
+    def __init__(self, horizons: tuple[int, ...] = (1,)):
+        self.horizons = horizons
 
     def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Drift:
         self.drift_ = float((y[-1] - y[0]) / (len(y) - 1))
         return self
 
     def predict(self, y: np.ndarray, n: int, X: np.ndarray | None = None) -> np.ndarray:
-        return y[len(y) - n - 1 : len(y) - 1] + self.drift_
+        return cutoff_values(y, n) + self.drift_ * np.asarray(self.horizons, dtype="float64")
 
     def learned(self) -> dict:
         return {"drift_": self.drift_}

@@ -3,10 +3,12 @@
     python -m pipeline.train lstm    # params: lstm.*, features.*  ->  data/predictions/lstm.parquet
 
 Stacked recurrent layers (one per entry of `units`) read each window oldest value first and a
-dense layer maps the last hidden state to the next value of the target. Inputs and target are
-standardised with the mean and standard deviation of the fold's train targets; early stopping
-watches the last `validation_fraction` of the train windows (the most recent ones, never
-shuffled into training) and restores the best epoch's weights.
+dense layer maps the last hidden state to one output per horizon (`strategy: mimo`, trained on
+the h-day targets of the windows that have all of them inside the train part) or to the next
+value alone (`recursive`, fed its own forecasts). Inputs are standardised with the mean and
+standard deviation of the fold's train windows, each output with its own train targets'; early
+stopping watches the last `validation_fraction` of the train windows (the most recent ones,
+never shuffled into training) and restores the best epoch's weights.
 
 Keras runs on JAX, chosen here before Keras is imported: on CPU it was the fastest backend
 measured and, seeded with `keras.utils.set_random_seed`, bit-identical from process to process.
@@ -75,6 +77,8 @@ class Recurrent(Windowed):
         warm_start: bool = False,
         n_lags: int = 60,
         target: str = "log_return",
+        horizons: tuple[int, ...] = (1,),
+        strategy: str = "mimo",
     ):
         self.cell = cell
         self.units = units
@@ -88,6 +92,8 @@ class Recurrent(Windowed):
         self.warm_start = warm_start
         self.n_lags = n_lags
         self.target = target
+        self.horizons = horizons
+        self.strategy = strategy
 
     def prepare(self) -> None:
         _keras()
@@ -104,16 +110,19 @@ class Recurrent(Windowed):
                     size, dropout=self.dropout, return_sequences=not last, name=f"{self.cell}_{i + 1}"
                 )
             )
-        layers.append(keras.layers.Dense(1, name="dense"))
+        layers.append(keras.layers.Dense(len(self.steps()), name="dense"))
         model = keras.Sequential(layers)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss="mse")
         return model
 
     def _inputs(self, X: np.ndarray) -> np.ndarray:
         """Standardised windows as sequences, oldest value first: shape (rows, n_lags, 1)."""
-        return ((X[:, ::-1] - self.mean_) / self.scale_).astype("float32")[..., None]
+        return ((X[:, ::-1] - self.input_mean_) / self.input_scale_).astype("float32")[..., None]
 
-    def _fit_windows(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit_windows(self, X: np.ndarray, Y: np.ndarray) -> None:
+        # One net learns every output at once: only the windows with every horizon's target.
+        complete = np.isfinite(Y).all(axis=1)
+        X, y = X[complete], Y[complete]
         n_val = max(1, round(len(y) * self.validation_fraction))
         n_train = len(y) - n_val
         if n_train < 1:
@@ -126,8 +135,11 @@ class Recurrent(Windowed):
         model = self._build()
         if self.warm_start and hasattr(self, "weights_"):
             model.set_weights(self.weights_)
-        self.mean_, self.scale_ = float(y.mean()), float(y.std()) or 1.0
-        inputs, targets = self._inputs(X), ((y - self.mean_) / self.scale_).astype("float32")
+        self.input_mean_, self.input_scale_ = float(X.mean()), float(X.std()) or 1.0
+        self.target_mean_ = [float(v) for v in y.mean(axis=0)]
+        self.target_scale_ = [float(v) or 1.0 for v in y.std(axis=0)]
+        inputs = self._inputs(X)
+        targets = ((y - self.target_mean_) / self.target_scale_).astype("float32")
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
         fitted = model.fit(
             inputs[skip:n_train],
@@ -154,13 +166,14 @@ class Recurrent(Windowed):
     def _predict_windows(self, X: np.ndarray) -> np.ndarray:
         # One batch of all rows: each row's forecast depends on that row alone.
         out = self._network().predict(self._inputs(X), batch_size=max(len(X), 1), verbose=0)
-        return out[:, 0].astype("float64") * self.scale_ + self.mean_
+        return out.astype("float64") * self.target_scale_ + self.target_mean_
 
-    def config(self) -> dict:
-        return {**self.get_params(), "units": list(self.units)}
+    def _scaling(self) -> dict:
+        keys = ("input_mean_", "input_scale_", "target_mean_", "target_scale_")
+        return {key: getattr(self, key) for key in keys}
 
     def learned(self) -> dict:
-        return {"mean_": self.mean_, "scale_": self.scale_, "epochs_": len(self.history_.get("loss", []))}
+        return {**self._scaling(), "epochs_": len(self.history_.get("loss", []))}
 
     def history(self) -> dict[str, list[float]]:
         return self.history_
@@ -173,7 +186,7 @@ class Recurrent(Windowed):
     def save(self, directory: Path) -> None:
         from safetensors.numpy import save_file
 
-        write_state(directory, {"mean_": self.mean_, "scale_": self.scale_, "history_": self.history_})
+        write_state(directory, {**self._scaling(), "history_": self.history_})
         save_file({f"{i:03d}": w for i, w in enumerate(self.weights_)}, str(Path(directory) / WEIGHTS))
 
     @classmethod
@@ -182,8 +195,9 @@ class Recurrent(Windowed):
         from safetensors.numpy import load_file
 
         state = read_state(directory)
-        model = cls(**{**params, "units": tuple(params["units"])})
-        model.mean_, model.scale_, model.history_ = state["mean_"], state["scale_"], state["history_"]
+        model = cls(**{**params, "units": tuple(params["units"]), "horizons": tuple(params["horizons"])})
+        for key, value in state.items():
+            setattr(model, key, value)
         weights = load_file(str(Path(directory) / WEIGHTS))
         model.weights_ = [weights[key] for key in sorted(weights)]
         return model

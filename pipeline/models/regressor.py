@@ -7,6 +7,10 @@ standardised too (`TransformedTargetRegressor`); both scalers are fit on each fo
 windows inside `fit`. Standardising the target changes nothing for ridge and the tree models
 (their fits scale with it) and lets the MLP learn log returns of about 0.01 at its default
 learning rate and regularisation.
+
+`strategy: direct` fits one such pipeline per horizon, each on its h-day target (ridge then
+chooses a penalty per horizon); `recursive` fits the one-step pipeline and feeds it its own
+forecasts (`pipeline.models.windowed`).
 """
 
 from __future__ import annotations
@@ -29,10 +33,9 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from pipeline.cli import UserError
 from pipeline.features import make_windows, transform
-from pipeline.models.base import read_state, write_state
 from pipeline.models.windowed import Windowed
 
-ESTIMATOR_FILE = "estimator.skops"
+ESTIMATOR_FILE = "estimator_h{h}.skops"  # one fitted pipeline per trained horizon
 
 # The names `sklearn.estimator` accepts. Each keeps scikit-learn's defaults unless
 # `sklearn.params` says otherwise (mlp: one hidden layer of 100 ReLU units, the seed's MLP),
@@ -83,10 +86,19 @@ def make_estimator(name: str, kwargs: dict[str, Any], random_state: int):
 class Regressor(Windowed):
     """A scikit-learn regressor fit on `n_lags` lags of `target` (`log_return` or `price`)."""
 
-    def __init__(self, estimator, n_lags: int = 60, target: str = "log_return"):
+    def __init__(
+        self,
+        estimator,
+        n_lags: int = 60,
+        target: str = "log_return",
+        horizons: tuple[int, ...] = (1,),
+        strategy: str = "direct",
+    ):
         self.estimator = estimator
         self.n_lags = n_lags
         self.target = target
+        self.horizons = horizons
+        self.strategy = strategy
 
     def config(self) -> dict:
         """The constructor's arguments as JSON: the estimator by class name and its params."""
@@ -96,20 +108,27 @@ class Regressor(Windowed):
             "estimator_params": _jsonable(params),
             "n_lags": self.n_lags,
             "target": self.target,
+            "horizons": list(self.horizons),
+            "strategy": self.strategy,
         }
 
-    def _fit_windows(self, X: np.ndarray, y: np.ndarray) -> None:
-        pipeline = Pipeline([("scale", StandardScaler()), ("model", clone(self.estimator))])
-        self.model_ = TransformedTargetRegressor(regressor=pipeline, transformer=StandardScaler()).fit(X, y)
+    def _fit_windows(self, X: np.ndarray, Y: np.ndarray) -> None:
+        self.models_ = []
+        for column in Y.T:  # one pipeline per trained horizon, on the windows that have its target
+            has_target = np.isfinite(column)
+            pipeline = Pipeline([("scale", StandardScaler()), ("model", clone(self.estimator))])
+            regressor = TransformedTargetRegressor(regressor=pipeline, transformer=StandardScaler())
+            self.models_.append(regressor.fit(X[has_target], column[has_target]))
 
     def _predict_windows(self, X: np.ndarray) -> np.ndarray:
-        return self.model_.predict(X)
+        return np.column_stack([model.predict(X) for model in self.models_])
 
     def save(self, directory: Path) -> None:
         import skops.io
 
-        write_state(directory, {"n_lags": self.n_lags, "target": self.target})
-        (Path(directory) / ESTIMATOR_FILE).write_bytes(_deterministic_skops(skops.io.dumps(self.model_)))
+        for h, model in zip(self.steps(), self.models_, strict=True):
+            data = _deterministic_skops(skops.io.dumps(model))
+            (Path(directory) / ESTIMATOR_FILE.format(h=h)).write_bytes(data)
 
     @classmethod
     def load(cls, directory: Path, params: dict) -> Regressor:
@@ -117,18 +136,23 @@ class Regressor(Windowed):
         code from the file, and refuses any other type it finds there."""
         import skops.io
 
-        state = read_state(directory)
-        data = (Path(directory) / ESTIMATOR_FILE).read_bytes()
-        trusted = [name for name in skops.io.get_untrusted_types(data=data) if name.startswith(("sklearn.", "numpy."))]
-        fitted = skops.io.loads(data, trusted=trusted)
-        model = cls(clone(fitted.regressor_.named_steps["model"]), n_lags=state["n_lags"], target=state["target"])
-        model.model_ = fitted
+        fitted = []
+        kwargs = {k: params[k] for k in ("n_lags", "target", "horizons", "strategy")}
+        model = cls(None, **{**kwargs, "horizons": tuple(kwargs["horizons"])})
+        for h in model.steps():
+            data = (Path(directory) / ESTIMATOR_FILE.format(h=h)).read_bytes()
+            untrusted = skops.io.get_untrusted_types(data=data)
+            trusted = [name for name in untrusted if name.startswith(("sklearn.", "numpy."))]
+            fitted.append(skops.io.loads(data, trusted=trusted))
+        model.estimator = clone(fitted[0].regressor_.named_steps["model"])
+        model.models_ = fitted
         return model
 
     def native(self, y: np.ndarray) -> tuple[str, object, np.ndarray]:
-        """The fitted scikit-learn pipeline and the last five lag windows of `y` as its input."""
+        """The fitted scikit-learn pipeline of the shortest horizon (`direct` fits one per
+        horizon; the served pyfunc forecasts them all) and the last five lag windows of `y`."""
         windows, _ = make_windows(transform(np.asarray(y, dtype="float64"), self.target), self.n_lags)
-        return "sklearn", self.model_, windows[-5:]
+        return "sklearn", self.models_[0], windows[-5:]
 
     def parameter_counts(self) -> dict[str, int]:
         """What the fitted estimator learned, by block.
@@ -136,23 +160,34 @@ class Regressor(Windowed):
         Linear models: coefficients and intercept. Forests and boosting: tree nodes (split and
         leaf nodes, summed over trees). MLP: each layer's weight matrix and bias vector, named
         as in the seed lecture (W_xh input to hidden, W_hh hidden to hidden, W_hy to the output).
-        The scalers' means and scales are not counted: they are computed, not learned.
+        The scalers' means and scales are not counted: they are computed, not learned. With one
+        pipeline per horizon (`direct`), each block is counted per horizon, named `h<h> <block>`.
         """
-        fitted = self.model_.regressor_.named_steps["model"]
-        if hasattr(fitted, "coefs_"):
-            counts = {}
-            last = len(fitted.coefs_) - 1
-            for i, (w, b) in enumerate(zip(fitted.coefs_, fitted.intercepts_, strict=True)):
-                block = "W_hy" if i == last else ("W_xh" if i == 0 else f"W_hh{i}")
-                counts[block] = int(w.size)
-                counts[f"{block} bias"] = int(b.size)
-            return counts
-        if hasattr(fitted, "coef_"):
-            return {"coef": int(np.size(fitted.coef_)), "intercept": int(np.size(fitted.intercept_))}
-        if hasattr(fitted, "estimators_"):
-            return {"tree nodes": int(sum(tree.tree_.node_count for tree in fitted.estimators_))}
-        # Histogram gradient boosting keeps its trees (one per iteration) in `_predictors`.
-        return {"tree nodes": int(sum(len(p.nodes) for trees in fitted._predictors for p in trees))}
+        if len(self.models_) == 1:
+            return _counts(self.models_[0].regressor_.named_steps["model"])
+        return {
+            f"h{h} {block}": count
+            for h, model in zip(self.steps(), self.models_, strict=True)
+            for block, count in _counts(model.regressor_.named_steps["model"]).items()
+        }
+
+
+def _counts(fitted) -> dict[str, int]:
+    """One fitted estimator's learned values by block (see `Regressor.parameter_counts`)."""
+    if hasattr(fitted, "coefs_"):
+        counts = {}
+        last = len(fitted.coefs_) - 1
+        for i, (w, b) in enumerate(zip(fitted.coefs_, fitted.intercepts_, strict=True)):
+            block = "W_hy" if i == last else ("W_xh" if i == 0 else f"W_hh{i}")
+            counts[block] = int(w.size)
+            counts[f"{block} bias"] = int(b.size)
+        return counts
+    if hasattr(fitted, "coef_"):
+        return {"coef": int(np.size(fitted.coef_)), "intercept": int(np.size(fitted.intercept_))}
+    if hasattr(fitted, "estimators_"):
+        return {"tree nodes": int(sum(tree.tree_.node_count for tree in fitted.estimators_))}
+    # Histogram gradient boosting keeps its trees (one per iteration) in `_predictors`.
+    return {"tree nodes": int(sum(len(p.nodes) for trees in fitted._predictors for p in trees))}
 
 
 def _jsonable(params: dict) -> dict:

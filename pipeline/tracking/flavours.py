@@ -12,6 +12,7 @@ import importlib
 import json
 import shutil
 import tempfile
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
-from pipeline.forecast import next_day_forecast
+from pipeline.forecast import horizon_forecasts
 from pipeline.models import loader, store
 from pipeline.tracking.provenance import key_part
 
@@ -52,7 +53,11 @@ def log_forecaster(directory: Path, manifest: dict, uid: str, prices: pd.DataFra
     `<library>-<series>`. Returns the pyfunc's model URI."""
     model = loader.load(directory, uid)
     example = prices.tail(EXAMPLE_DAYS).reset_index(drop=True)
-    signature = infer_signature(example, next_day_forecast(model, example))
+    with warnings.catch_warnings():
+        # The output's horizon `h` is an integer column that is never missing: MLflow's hint
+        # about integers and missing values does not apply to it.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        signature = infer_signature(example, horizon_forecasts(model, example))
     with tempfile.TemporaryDirectory() as tmp:
         # The series' own files beside a manifest of that series alone: `served.py` loads the
         # one series it finds (a `model_config` would become a run param, one per series).

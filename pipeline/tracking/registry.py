@@ -1,7 +1,10 @@
-"""The model registry: each series' champion as `stockcast-<series>` with alias `champion`.
+"""The model registry: each series' champions as versions of `stockcast-<series>`, one alias per horizon.
 
-The `track` stage points the alias at the champion's served pyfunc (a new version only when the
-champion's model changed); the forecast command loads it.
+Alias `champion-h<h>` points at the champion of horizon h, and `champion` at the shortest
+horizon's (h=1 by default). The `track` stage points each alias at its champion's served pyfunc,
+which forecasts every horizon; a model that is the champion of several horizons is one version
+with several aliases, and a new version is registered only for a pyfunc the registry does not
+hold yet. The forecast command loads the alias of each horizon.
 """
 
 from __future__ import annotations
@@ -12,51 +15,75 @@ from mlflow.exceptions import MlflowException
 from pipeline.tracking import store
 from pipeline.tracking.provenance import key_part
 
-CHAMPION = "champion"  # the registry alias the forecast command loads
+CHAMPION = "champion"  # the shortest horizon's champion (the one-step champion by default)
+MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 
 
 def registered_name(series: str) -> str:
-    """The registry name of a series' champion."""
+    """The registry name of a series' champions."""
     return f"stockcast-{key_part(series)}"
 
 
-def champion_version(client: mlflow.MlflowClient, name: str):
-    """The model version alias `champion` of `name` points at, or `None`."""
+def alias(h: int | None) -> str:
+    """The alias of horizon `h`'s champion; `None`: the shortest horizon's, `champion`."""
+    return CHAMPION if h is None else f"{CHAMPION}-h{h}"
+
+
+def aliased_version(client: mlflow.MlflowClient, name: str, label: str):
+    """The model version alias `label` of `name` points at, or `None`."""
     try:
-        return client.get_model_version_by_alias(name, CHAMPION)
+        return client.get_model_version_by_alias(name, label)
     except MlflowException as err:
-        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+        if err.error_code in MISSING:
             return None
         raise
 
 
-def register(uid: str, model: str, run, scores: dict, pipeline_run: str):
-    """Point `stockcast-<uid>@champion` at `run`'s served pyfunc for `uid`; return the version.
+def _version_of(client: mlflow.MlflowClient, name: str, uri: str, labels: list[str]):
+    """The version of `name` whose source is `uri`: first among those `labels` point at, else any."""
+    for label in labels:
+        version = aliased_version(client, name, label)
+        if version is not None and version.source == uri:
+            return version
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as err:
+        if err.error_code in MISSING:
+            return None
+        raise
+    return next((v for v in sorted(versions, key=lambda v: int(v.version)) if v.source == uri), None)
 
-    A new version only when the champion's pyfunc is not the one the alias points at already.
+
+def register(uid: str, model: str, run, scores: dict, pipeline_run: str, horizons: list[int], shortest: bool):
+    """Point the aliases of `horizons` of `stockcast-<uid>` (and `champion` where `shortest`)
+    at `run`'s served pyfunc for `uid`; return the version.
+
+    A new version only when no version of the model has that pyfunc as its source.
     """
     client = mlflow.MlflowClient()
     name = registered_name(uid)
     uri = run.data.tags[f"forecaster.{key_part(uid)}"]
-    current = champion_version(client, name)
-    if current is not None and current.source == uri:
-        return current
-    tags = {"model": model, "series": uid, "pipeline_run": pipeline_run, "rmse": str(scores["rmse"])}
-    version = mlflow.register_model(uri, name, tags=tags)
-    client.set_registered_model_alias(name, CHAMPION, version.version)
+    labels = [alias(h) for h in horizons] + ([CHAMPION] if shortest else [])
+    version = _version_of(client, name, uri, labels)
+    if version is None:
+        tags = {"model": model, "series": uid, "pipeline_run": pipeline_run, "rmse": str(scores["rmse"])}
+        version = mlflow.register_model(uri, name, tags=tags)
+    for label in labels:
+        client.set_registered_model_alias(name, label, version.version)
     return version
 
 
-def load_champion(series: str):
-    """The registry champion of `series` as a pyfunc and its version's tags (plus `version`),
-    or `None` if the store has none (a missing local store is not created)."""
+def load_champion(series: str, h: int | None = None):
+    """The registry champion of `series` at horizon `h` (`None`: the shortest horizon's) as a
+    pyfunc and its version's tags (plus `version`), or `None` if the store has none (a missing
+    local store is not created)."""
     _, uri = store.connect()
     if not store.local_store_exists(uri):
         return None
-    name = registered_name(series)
+    name, label = registered_name(series), alias(h)
     with store.as_user_error(uri):
-        version = champion_version(mlflow.MlflowClient(), name)
+        version = aliased_version(mlflow.MlflowClient(), name, label)
         if version is None:
             return None
-        model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+        model = mlflow.pyfunc.load_model(f"models:/{name}@{label}")
     return model, {**version.tags, "version": version.version}

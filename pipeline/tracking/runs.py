@@ -152,14 +152,15 @@ class PipelineRun:
     def log_comparison(
         self, report: dict, params: Params, sections: list[str], tags: dict, artifacts: list[Path]
     ) -> str:
-        """The `comparison` run: every model's overall scores as `<model>.<key>`, the reports as
-        artifacts, `tags` (`run.<model>`, `champion.<series>`); returns its id."""
+        """The `comparison` run: every model's overall scores as `<model>.<key>` and
+        `h<h>/<model>.<key>`, the reports as artifacts, `tags` (`run.<model>`, `champion.<series>`,
+        `champion.h<h>.<series>`); returns its id."""
         run_id = self._child("comparison", {"series": ",".join(report["series"]), **tags})
         now = _now()
         metrics = [
-            Metric(f"{model}.{key}", _number(value), now, 0)
+            Metric(key, value, now, 0)
             for model, scores in report["models"].items()
-            for key, value in scores.items()
+            for key, value in scores_by_key(scores, prefix=f"{model}.").items()
         ]
         params = [Param(k, v) for k, v in flat_params(params, sections).items()]
         with _closing(self.client, run_id):
@@ -172,14 +173,24 @@ class PipelineRun:
         return run_id
 
 
+def scores_by_key(scores: dict, prefix: str = "") -> dict[str, float]:
+    """One model's scores from `metrics.json` as MLflow keys: the shortest horizon's as
+    `<prefix><key>` (as before horizons) and every horizon's as `h<h>/<prefix><key>`."""
+    out = {f"{prefix}{key}": _number(value) for key, value in scores.items() if key != "by_horizon"}
+    for h, by_key in scores.get("by_horizon", {}).items():
+        out.update({f"h{h}/{prefix}{key}": _number(value) for key, value in by_key.items()})
+    return out
+
+
 def model_metrics(name: str, report: dict, evaluation: dict, manifest: dict) -> list[Metric]:
-    """A model run's metrics: `reports/metrics.json`'s scores (null is NaN), `fold/<key>` per
-    fold from `reports/evaluation.json` (step = fold) and the training curves in the model's
-    manifest, `history/<series>/fold_<k>/<curve>` (step = epoch)."""
+    """A model run's metrics: `reports/metrics.json`'s scores (null is NaN; `scores_by_key`),
+    `fold/<key>` per fold (one step ahead) from `reports/evaluation.json` (step = fold) and the
+    training curves in the model's manifest, `history/<series>/fold_<k>/<curve>` (step = epoch)."""
     now = _now()
-    out = [Metric(key, _number(value), now, 0) for key, value in report["models"][name].items()]
+    out = [Metric(key, value, now, 0) for key, value in scores_by_key(report["models"][name]).items()]
     for fold, by_model in evaluation["folds"].items():
-        out += [Metric(f"fold/{key}", _number(value), now, int(fold)) for key, value in by_model[name].items()]
+        by_key = scores_by_key(by_model[name], prefix="fold/")
+        out += [Metric(key, value, now, int(fold)) for key, value in by_key.items()]
     for uid, by_fold in manifest.get("history", {}).items():
         for fold, curves in by_fold.items():
             for curve, values in curves.items():

@@ -3,9 +3,9 @@
 MLflow's "models from code": `flavours.log_forecaster` logs this file (not a pickled object)
 with the series' files from `models/<name>/` as artifacts. Loading the pyfunc runs this file,
 whose `load_context` reads the files back with `pipeline.models.loader.load` (numbers and names
-only). Its `predict` takes recent prices (`ds`, `price`) and returns the next trading day's
-forecast (`pipeline.forecast.next_day_forecast`). It needs this project's `pipeline` package
-importable, as `make venv` installs it.
+only). Its `predict` takes recent prices (`ds`, `price`) and returns the forecasts from their
+last day at every horizon of the model, one row each (`pipeline.forecast.horizon_forecasts`).
+It needs this project's `pipeline` package importable, as `make venv` installs it.
 """
 
 from pathlib import Path
@@ -25,9 +25,9 @@ class Forecaster(mlflow.pyfunc.PythonModel):
         self.model = loader.load(directory, series)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        from pipeline.forecast import next_day_forecast
+        from pipeline.forecast import horizon_forecasts
 
-        return next_day_forecast(self.model, model_input)
+        return horizon_forecasts(self.model, model_input)
 
 
 mlflow.models.set_model(Forecaster())

@@ -19,10 +19,13 @@ def log(
     report: dict,
     evaluation: dict,
     outputs: list[ModelOutputs],
-    champions: dict[str, str],
+    champions: dict[int, dict[str, str]],
     artifacts: list[Path],
 ) -> None:
-    """Log the pipeline run to the store `connect` returned (`root`, `uri`); print what it did."""
+    """Log the pipeline run to the store `connect` returned (`root`, `uri`); print what it did.
+
+    `champions` maps each horizon, shortest first, to each series' champion at that horizon.
+    """
     prices = io.read_table(paths.PRICES, ["unique_id", "ds"])
     inputs = {f"md5.{p.as_posix()}": provenance.file_md5(p) for p in (paths.PRICES, paths.FOLDS)}
     name = provenance.pipeline_run_id()
@@ -40,22 +43,33 @@ def log(
                     metrics = runs.model_metrics(entry.name, report, evaluation, entry.manifest)
                     logged[entry.name] = parent.log_model(entry, params, metrics, prices, root / paths.PRICES)
                     new.append(entry.name)
+            shortest = min(champions)
             links = {f"run.{model}": run.info.run_id for model, run in logged.items()}
-            links.update({f"champion.{key_part(uid)}": model for uid, model in champions.items()})
+            links.update({f"champion.{key_part(uid)}": model for uid, model in champions[shortest].items()})
+            for h, by_series in champions.items():
+                links.update({f"champion.h{h}.{key_part(uid)}": model for uid, model in by_series.items()})
             used = {section for o in outputs for section in o.manifest.get("params_sections", [])}
             sections = [s for s in type(params).model_fields if s in used]
             comparison = parent.log_comparison(report, params, [*sections, "evaluate"], links, artifacts)
-            versions = {
-                uid: registry.register(uid, model, logged[model], report["series"][uid][model], name)
-                for uid, model in champions.items()
-            }
+            versions = {}  # (series, horizon) -> the version its alias points at
+            for uid in champions[shortest]:
+                by_model: dict[str, list[int]] = {}
+                for h, by_series in champions.items():
+                    by_model.setdefault(by_series[uid], []).append(h)
+                for model, horizons in by_model.items():
+                    scores = report["series"][uid][model]
+                    version = registry.register(
+                        uid, model, logged[model], scores, name, horizons, shortest=shortest in horizons
+                    )
+                    versions.update({(uid, h): version for h in horizons})
             parent.link({**links, "run.comparison": comparison})
     unchanged = len(outputs) - len(new)
     print(f"track: pipeline run '{name}': {len(new)} model runs logged, {unchanged} unchanged since logged, in {uri}")
     print(f"track: runs at {store.ui_link(uri, experiment_id)}")
-    for uid, model in champions.items():
-        rmse = report["series"][uid][model]["rmse"]
-        print(
-            f"track: {uid}: champion {model} (RMSE {rmse:.4g}) is "
-            f"models:/{registry.registered_name(uid)}@{registry.CHAMPION}, version {versions[uid].version}"
-        )
+    for h, by_series in champions.items():
+        for uid, model in by_series.items():
+            rmse = report["series"][uid][model]["by_horizon"][str(h)]["rmse"]
+            print(
+                f"track: {uid} h={h}: champion {model} (RMSE {rmse:.4g}) is "
+                f"models:/{registry.registered_name(uid)}@{registry.alias(h)}, version {versions[uid, h].version}"
+            )
