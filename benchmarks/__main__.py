@@ -12,7 +12,7 @@ from pipeline import io, paths
 from pipeline.cli import UserError, run
 from pipeline.params import load_params
 
-BENCHMARKS = ("arima", "recurrent", "repro", "horizons", "scaling", "backends")  # modules of this package
+BENCHMARKS = ("arima", "recurrent", "repro", "horizons", "intervals", "scaling", "backends")  # modules of this package
 OUTPUT = paths.REPORTS / "bench.json"
 
 

@@ -17,14 +17,17 @@ horizon (h=1 by default) stands for "one step" wherever a single figure is repor
   vs-naive figures where the baseline has no forecast on the same rows, and the DM figures for
   the baseline itself (a forecast against itself has no test); directional_accuracy when every
   actual price equals its cutoff's. A forecast of no change calls no direction and counts as
-  wrong, so the naive baseline's directional_accuracy is 0.
+  wrong, so the naive baseline's directional_accuracy is 0. A model whose table has prediction
+  intervals also has coverage_<L>, width_<L> and interval_score_<L> for each level L.
 - `reports/evaluation.json`: what does not belong in the contract: per-fold scores, pairwise DM
-  tests, interval coverage, parameter counts, directional-accuracy day counts, at the shortest
-  horizon and under `by_horizon."<h>"` for every horizon.
+  tests, the intervals' pinball loss, each model's interval method (from its table's metadata),
+  parameter counts, directional-accuracy day counts, at the shortest horizon and under
+  `by_horizon."<h>"` for every horizon.
 - `reports/leaderboard.md`: all of it for a person, with plain-words verdicts, and the ADF tests
   and seasonal strength of the diagnostics stage (`reports/diagnostics/`).
 - `reports/plots/`: PNGs under `images/`, and the data of the DVC plots as CSV: the one-step
-  figures per series and fold, and RMSE / naive against the horizon (`skill_by_horizon`).
+  figures per series and fold, RMSE / naive against the horizon (`skill_by_horizon`), nominal
+  against empirical coverage (`calibration`) and each series' champion with its bands (`fan_*`).
 """
 
 from __future__ import annotations
@@ -41,11 +44,16 @@ from pipeline.scoring import (
     ALPHA,
     BASELINE,
     REQUIRED_COLUMNS,
+    bounds,
+    champions,
     fold_scales,
     forecast_rows,
+    interval_levels,
+    miss_rate,
     price_context,
     score,
     score_horizons,
+    scored_levels,
 )
 
 
@@ -109,37 +117,36 @@ def pairwise_dm(rows: pd.DataFrame) -> dict:
 
 
 def horizon_details(rows: pd.DataFrame) -> dict:
-    """Per model at one horizon: day counts of the directional accuracy, and interval coverage
-    and mean width (null without intervals)."""
+    """Per model at one horizon: day counts of the directional accuracy, then `pinball_<L>` for
+    each interval level the model has (`metrics.interval_pinball`)."""
     out = {}
     for model, group in rows.groupby("model", sort=True):
-        _, n_scored, n_flat = metrics.directional_accuracy(
-            group["y"].to_numpy(), group["y_hat"].to_numpy(), group["y_cutoff"].to_numpy()
-        )
-        has_interval = group["y_lo"].notna().all()
-        out[model] = {
-            "direction_days_scored": n_scored,
-            "direction_days_unchanged": n_flat,
-            "interval_coverage": metrics.interval_coverage(group["y"], group["y_lo"], group["y_hi"])
-            if has_interval
-            else None,
-            "interval_mean_width": metrics.interval_width(group["y_lo"], group["y_hi"]) if has_interval else None,
-        }
+        y = group["y"].to_numpy()
+        _, n_scored, n_flat = metrics.directional_accuracy(y, group["y_hat"].to_numpy(), group["y_cutoff"].to_numpy())
+        out[model] = {"direction_days_scored": n_scored, "direction_days_unchanged": n_flat}
+        for level in interval_levels(group):
+            lo, hi = (group[c].to_numpy() for c in bounds(level))
+            out[model][f"pinball_{level}"] = metrics.interval_pinball(y, lo, hi, miss_rate(level))
     return out
 
 
 def model_details(rows: pd.DataFrame, descriptions: dict[str, dict]) -> dict:
-    """Per model: trainable parameters (from the table's metadata), then `horizon_details` at
-    the shortest horizon."""
+    """Per model: trainable parameters and the interval method and ACI step size (from the
+    table's metadata; null for a model without intervals), then `horizon_details` at the
+    shortest horizon."""
     at_one_step = horizon_details(one_step(rows))
-    return {
-        model: {
-            "n_params": descriptions.get(model, {}).get("n_params"),
-            "parameter_counts": descriptions.get(model, {}).get("parameter_counts", {}),
+    out = {}
+    for model, group in rows.groupby("model", sort=True):
+        description = descriptions.get(model, {})
+        intervals = (description.get("intervals") or {}) if interval_levels(group) else {}
+        out[model] = {
+            "n_params": description.get("n_params"),
+            "parameter_counts": description.get("parameter_counts", {}),
+            "interval_method": intervals.get("method"),
+            "interval_gamma": intervals.get("gamma"),
             **at_one_step[model],
         }
-        for model in sorted(rows["model"].unique())
-    }
+    return out
 
 
 def fold_report(rows: pd.DataFrame) -> dict:
@@ -197,6 +204,37 @@ def skill_frame(report: dict) -> pd.DataFrame:
     return frame.sort_values(["h", "model"], kind="stable").reset_index(drop=True)
 
 
+def calibration_frame(report: dict) -> pd.DataFrame:
+    """`h`, `model`, `level` (nominal, percent) and `coverage` (empirical, a fraction) of every
+    interval of `metrics_report`'s result, by horizon, model and level: the data of the
+    calibration plot. No rows where no model has intervals."""
+    rows = [
+        (int(h), model, level, s[f"coverage_{level}"])
+        for model, scores in report["models"].items()
+        for h, s in scores["by_horizon"].items()
+        for level in scored_levels(s)
+    ]
+    frame = pd.DataFrame(rows, columns=["h", "model", "level", "coverage"]).astype(
+        {"h": "int64", "coverage": "float64"}
+    )
+    frame["level"] = pd.to_numeric(frame["level"])  # "80" is written 80, "97.5" 97.5
+    return frame.sort_values(["h", "model", "level"], kind="stable").reset_index(drop=True)
+
+
+def fan_frame(rows: pd.DataFrame, model: str) -> pd.DataFrame:
+    """One series' last fold at one horizon as `level` (percent), `ds`, `y`, and `model`'s `y_hat`,
+    `y_lo` and `y_hi` at that level: a row per level and day, none where `model` has no intervals."""
+    last = rows[(rows["fold"] == rows["fold"].max()) & (rows["model"] == model)]
+    frames = [
+        last[["ds", "y", "y_hat", *bounds(level)]]
+        .set_axis(["ds", "y", "y_hat", "y_lo", "y_hi"], axis="columns")
+        .assign(level=float(level))
+        for level in interval_levels(last)
+    ]
+    columns = ["level", "ds", "y", "y_hat", "y_lo", "y_hi"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
 def fold_rmse_frame(folds: dict) -> pd.DataFrame:
     """`fold`, `model`, `rmse`, `rmse_vs_naive` (NaN where undefined) from `fold_report`'s result."""
     rows = [
@@ -212,13 +250,22 @@ def _csv(frame: pd.DataFrame) -> str:
 
 
 def write_plots(
-    rows: pd.DataFrame, folds: dict, skill: pd.DataFrame, params: EvaluateParams, root: Path, n_jobs: int = 1
+    rows: pd.DataFrame,
+    folds: dict,
+    skill: pd.DataFrame,
+    calibration: pd.DataFrame,
+    champion: dict[str, str],
+    params: EvaluateParams,
+    root: Path,
+    n_jobs: int = 1,
 ) -> list[Path]:
     """Write every figure (PNG) and DVC plot data file (CSV) under `root`; remove stale ones.
 
-    `rows` are one horizon's (the one-step figures), `folds` its `fold_report`, `skill` the
-    `skill_frame` of every horizon. Figures are drawn on `n_jobs` processes when there are many
-    (three per series). Returns the PNG paths in the order the leaderboard lists them.
+    `rows` are one horizon's (the one-step figures), `folds` its `fold_report`, `skill` and
+    `calibration` the `skill_frame` and `calibration_frame` of every horizon, `champion` each
+    series' champion at `rows`' horizon, whose fan chart is drawn where it has intervals.
+    Figures are drawn on `n_jobs` processes when there are many (three or four per series).
+    Returns the PNG paths in the order the leaderboard lists them.
     """
     images = root / "images"
     colors = plots.model_colors(sorted(rows["model"].unique()))
@@ -239,6 +286,9 @@ def write_plots(
     csv(fold_rmse, root / "rmse_by_fold.csv")
     step = leaderboard.step_label(int(rows["h"].iloc[0]))
     png(plots.fold_rmse_figure, fold_rmse, colors, BASELINE, step, name="rmse_by_fold.png")
+    csv(calibration, root / f"{plots.CALIBRATION}.csv")  # header only without intervals: the DVC plot stays valid
+    if len(calibration):
+        png(plots.calibration_figure, calibration, colors, name=f"{plots.CALIBRATION}.png")
     for uid, series in rows.groupby("unique_id", sort=True):
         last = last_fold_frame(series)
         csv(last, root / "forecast" / f"{uid}.csv")
@@ -268,6 +318,10 @@ def write_plots(
             f"{uid}: cumulative {step} squared error minus the naive forecast's",
             name=f"cumulative_{uid}.png",
         )
+        fan = fan_frame(series, champion[uid])
+        if len(fan):
+            title = f"{uid}: {step} forecasts of the champion, {champion[uid]}, and its intervals over the last fold"
+            png(plots.fan_figure, fan, colors[champion[uid]], title, name=f"fan_{uid}.png")
     plots.parallel_map(_draw, figures, n_jobs)
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.suffix in (".png", ".csv") and path not in written:
@@ -291,7 +345,14 @@ def main() -> None:
     report = metrics_report(rows)
     details = evaluation_report(rows, descriptions)
     images = write_plots(
-        one_step(rows), details["folds"], skill_frame(report), params, paths.PLOTS, all_params.parallel.n_jobs
+        one_step(rows),
+        details["folds"],
+        skill_frame(report),
+        calibration_frame(report),
+        champions(report),
+        params,
+        paths.PLOTS,
+        all_params.parallel.n_jobs,
     )
     images += paths.decompositions(diagnostics)  # named by its report, the stage's declared input
     io.write_json(report, paths.METRICS)

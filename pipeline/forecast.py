@@ -24,6 +24,7 @@ import pandas as pd
 from pipeline import io, paths
 from pipeline.calendar import next_trading_days
 from pipeline.cli import UserError, run
+from pipeline.intervals import level_name
 
 
 def recent_prices(prices: pd.DataFrame, series: str) -> pd.DataFrame:
@@ -37,7 +38,8 @@ def horizon_forecasts(model, prices: pd.DataFrame) -> pd.DataFrame:
     """A fitted model's forecasts from the last day of `prices` (one series' `ds`, `price`, any order).
 
     One row per horizon of the model: `ds` the h-th next trading day, `h`, `y_hat` the forecast
-    price and, where the model gives one, its prediction interval `y_lo`, `y_hi`.
+    price and, where the model gives them, its prediction intervals `y_lo_<L>`, `y_hi_<L>` at
+    each of its levels L (percent).
     """
     frame = prices.sort_values("ds")
     price = frame["price"].to_numpy("float64")
@@ -56,9 +58,11 @@ def horizon_forecasts(model, prices: pd.DataFrame) -> pd.DataFrame:
         "h": np.asarray(horizons, dtype="int64"),
         "y_hat": to_price(model.predict(extended, 1)[0]),
     }
-    interval = model.predict_interval(extended, 1)
+    interval = model.predict_interval(extended, 1) if model.own_intervals else None
     if interval is not None:
-        out["y_lo"], out["y_hi"] = to_price(interval[0, :, 0]), to_price(interval[0, :, 1])
+        for k, level in enumerate(model.levels):
+            name = level_name(level)
+            out[f"y_lo_{name}"], out[f"y_hi_{name}"] = to_price(interval[0, :, k, 0]), to_price(interval[0, :, k, 1])
     return pd.DataFrame(out)
 
 
@@ -106,8 +110,8 @@ class Champions:
 
 def champion_forecasts(series: str, prices: pd.DataFrame) -> list[dict]:
     """The champions' forecasts for `series` after the last day in `prices`, one per horizon of
-    `reports/metrics.json`: `series`, `h`, `ds`, `y_hat` and, where the model gives them, `y_lo`,
-    `y_hi`, plus the champion's `model` and `source` (the registry version, or the models directory)."""
+    `reports/metrics.json`: `series`, `h`, `ds`, `y_hat` and, where the model gives them, `y_lo_<L>`,
+    `y_hi_<L>`, plus the champion's `model` and `source` (the registry version, or the models directory)."""
     from pipeline import scoring
     from pipeline.tracking import store as tracking_store  # no mlflow import: only the switch
 
@@ -123,10 +127,13 @@ def champion_forecasts(series: str, prices: pd.DataFrame) -> list[dict]:
 
 
 def describe(forecast: dict) -> str:
-    """One line for a person: date, horizon, price, interval if any, and which model said so."""
+    """One line for a person: date, horizon, price, intervals if any, and which model said so,
+    e.g. `SP500 2019-01-02 (h=1): 2506.85 (80%: 2470.11 to 2544.13, 95%: ...), champion ...`."""
     line = f"{forecast['series']} {forecast['ds']:%Y-%m-%d} (h={forecast['h']}): {forecast['y_hat']:.2f}"
-    if "y_lo" in forecast and "y_hi" in forecast:
-        line += f" (interval {forecast['y_lo']:.2f} to {forecast['y_hi']:.2f})"
+    levels = [key[len("y_lo_") :] for key in forecast if key.startswith("y_lo_")]
+    if levels:
+        bounds = [f"{level}%: {forecast[f'y_lo_{level}']:.2f} to {forecast[f'y_hi_{level}']:.2f}" for level in levels]
+        line += f" ({', '.join(bounds)})"
     return line + f", champion {forecast['model']} ({forecast['source']})"
 
 

@@ -47,7 +47,7 @@ def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Se
     lines += ["", *_notes(details, baseline, alpha), ""]
     lines += _skill(ranked, models, horizons, baseline, alpha, images)
     lines += _parameters(ranked, details)
-    lines += _intervals(ranked, details, horizons)
+    lines += _intervals(ranked, models, details, horizons, images)
     lines += ["## By series", ""]
     chosen = {h: scoring.champions(report, h) for h in horizons}
     for uid, by_model in report["series"].items():
@@ -56,6 +56,9 @@ def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Se
         if len(horizons) > 1:
             named = ", ".join(f"h={h} **{chosen[h][uid]}**" for h in horizons)
             lines += [text()["champions_by_horizon"].format(champions=named), ""]
+        fan = [path for path in images if path.stem == f"fan_{uid}"]
+        lines += [f"![{uid}: the champion's {step} forecasts and intervals]({path.as_posix()})" for path in fan]
+        lines += [""] if fan else []
         lines += [
             f"Scores at {step}:",
             "",
@@ -213,24 +216,37 @@ def _parameters(order: list[str], details: dict) -> list[str]:
     return lines + [""]
 
 
-def _intervals(order: list[str], details: dict, horizons: list[int]) -> list[str]:
-    with_interval = [m for m in order if details["models"][m]["interval_coverage"] is not None]
-    if not with_interval:
+def _intervals(order: list[str], models: dict, details: dict, horizons: list[int], images: Sequence[Path]) -> list[str]:
+    levels = sorted({L for s in models.values() for L in scoring.scored_levels(s)}, key=float)
+    if not levels:
         return []
-    lines = [
-        "## Prediction intervals",
-        "",
-        "Share of actual prices inside the model's [y_lo, y_hi] and the interval's mean width, per horizon h.",
-        "",
-    ]
-    lines += ["| model | h | coverage | mean width (price) |", "|---|---:|---:|---:|"]
-    for model in with_interval:
+    lines = ["## Prediction intervals", "", text()["intervals_intro"], ""]
+    lines += ["| model | method | h | " + " | ".join(f"{L}% interval" for L in levels) + " |"]
+    lines += ["|---|---|---:|" + "---|" * len(levels)]
+    for model in [m for m in order if scoring.scored_levels(models[m])]:
+        method = interval_method(details["models"][model])
         for h in horizons:
-            d = details["by_horizon"][str(h)]["models"][model]
-            lines.append(
-                f"| {model} | {h} | {_num(d['interval_coverage'], '.1%')} | {_sig(d['interval_mean_width'])} |"
-            )
+            s = models[model]["by_horizon"][str(h)]
+            cells = [
+                f"{L}%: {s[f'coverage_{L}']:.1%} covered, width {_sig(s[f'width_{L}'])}, "
+                f"IS {_sig(s[f'interval_score_{L}'])}"
+                if f"coverage_{L}" in s
+                else "-"
+                for L in levels
+            ]
+            lines.append(f"| {model} | {method} | {h} | " + " | ".join(cells) + " |")
+    figure = [path for path in images if path.stem == plots.CALIBRATION]
+    lines += ["", *(f"![Nominal against empirical coverage]({path.as_posix()})" for path in figure)]
     return lines + [""]
+
+
+def interval_method(model_details: dict) -> str:
+    """A model's interval method as a table cell: `aci (gamma 0.005)`, `conformal`, `gaussian`, or
+    n/a where its table's metadata does not say."""
+    method, gamma = model_details["interval_method"], model_details["interval_gamma"]
+    if method is None:
+        return "n/a"
+    return f"{method} (gamma {gamma:g})" if gamma is not None else method
 
 
 def _by_fold(order: list[str], details: dict, baseline: str, step: str) -> list[str]:
@@ -329,4 +345,3 @@ def _p(value: float | None) -> str:
 
 def _join(values: list) -> str:
     return " to ".join(f"{v:,}" for v in (values[0], values[-1])) if len(values) > 1 else f"{values[0]:,}"
-

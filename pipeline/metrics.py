@@ -1,4 +1,4 @@
-"""Forecast scores: point errors, directional accuracy, intervals and the Diebold-Mariano test.
+"""Forecast scores: point errors, directional accuracy, prediction intervals and the Diebold-Mariano test.
 
 Pure functions of NumPy arrays in price units. A score that is undefined for its inputs (a
 zero scale, no scored day, a loss differential with zero variance) is returned as `None`, never
@@ -9,7 +9,12 @@ guarantees it), so MAPE is always defined.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, root_mean_squared_error
+from sklearn.metrics import (
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_pinball_loss,
+    root_mean_squared_error,
+)
 from statsmodels.tsa.stattools import diebold_mariano_test
 
 
@@ -82,7 +87,7 @@ def directional_accuracy(y: np.ndarray, y_hat: np.ndarray, y_cutoff: np.ndarray)
 
 
 def interval_coverage(y: np.ndarray, y_lo: np.ndarray, y_hi: np.ndarray) -> float:
-    """Share of actual values inside the closed interval [y_lo, y_hi]."""
+    """Share of actual values inside the closed interval [y_lo, y_hi], a fraction."""
     y = np.asarray(y)
     return float(np.mean((np.asarray(y_lo) <= y) & (y <= np.asarray(y_hi))))
 
@@ -90,6 +95,33 @@ def interval_coverage(y: np.ndarray, y_lo: np.ndarray, y_hi: np.ndarray) -> floa
 def interval_width(y_lo: np.ndarray, y_hi: np.ndarray) -> float:
     """Mean width of the intervals, in price units."""
     return float(np.mean(np.asarray(y_hi) - np.asarray(y_lo)))
+
+
+def interval_score(y: np.ndarray, y_lo: np.ndarray, y_hi: np.ndarray, alpha: float) -> float:
+    """Mean interval score of central (1 - alpha) intervals (Gneiting and Raftery, 2007), price units:
+
+        (u - l) + (2 / alpha) (l - y) [y < l] + (2 / alpha) (y - u) [y > u]
+
+    The width plus a penalty for each miss, in proportion to how far the actual value falls
+    outside; lower is better. The penalty's 2 / alpha makes the true (alpha / 2, 1 - alpha / 2)
+    quantiles the bounds that minimise it, so neither a narrow interval that misses often nor a
+    wide one that never misses wins.
+    """
+    y, y_lo, y_hi = (np.asarray(a, dtype="float64") for a in (y, y_lo, y_hi))
+    below, above = np.maximum(y_lo - y, 0), np.maximum(y - y_hi, 0)
+    return float(np.mean((y_hi - y_lo) + (2 / alpha) * (below + above)))
+
+
+def interval_pinball(y: np.ndarray, y_lo: np.ndarray, y_hi: np.ndarray, alpha: float) -> float:
+    """Mean of the pinball losses of the bounds of central (1 - alpha) intervals read as quantiles,
+    price units: the lower bound at tau = alpha / 2, the upper at tau = 1 - alpha / 2.
+
+    The pinball loss at tau of a quantile q is tau (y - q) when y > q, else (1 - tau) (q - y)
+    (scikit-learn's `mean_pinball_loss`). The mean of the two is alpha / 4 times `interval_score`.
+    """
+    lower = mean_pinball_loss(y, y_lo, alpha=alpha / 2)
+    upper = mean_pinball_loss(y, y_hi, alpha=1 - alpha / 2)
+    return float((lower + upper) / 2)
 
 
 def diebold_mariano(

@@ -92,12 +92,29 @@ class FeaturesParams(_Section):
 class ForecastParams(_Section):
     # trading days ahead, from each cutoff; checked against split.test_size in `Params`
     horizons: list[int] = [1, 5, 20]
+    levels: list[float] = [80, 95]  # prediction intervals, in percent: columns y_lo_<level>, y_hi_<level>
 
     def _check(self) -> None:
         h = self.horizons
         _require(bool(h), "horizons", "must list at least one horizon")
         _require(all(v >= 1 for v in h), "horizons", f"every horizon must be >= 1 trading day, got {h}")
         _require(all(a < b for a, b in itertools.pairwise(h)), "horizons", f"must be strictly increasing, got {h}")
+        levels = self.levels
+        _require(bool(levels), "levels", "must list at least one level")
+        _require(
+            all(0 < v < 100 for v in levels), "levels", f"every level must be between 0 and 100 (percent), got {levels}"
+        )
+        _require(
+            all(a < b for a, b in itertools.pairwise(levels)), "levels", f"must be strictly increasing, got {levels}"
+        )
+
+
+class IntervalsParams(_Section):
+    # conformal: quantiles of each model's errors on the fold before; aci: their level adapted online;
+    # model: a model's own intervals where it has them (ARIMA's Gaussian), conformal for the others;
+    # none: no intervals
+    method: Literal["conformal", "aci", "model", "none"] = "aci"
+    gamma: float = Field(0.01, gt=0, lt=1)  # aci: the step size of the level's update
 
 
 class SplitParams(_Section):
@@ -125,7 +142,6 @@ class ArimaParams(_Section):
     max_p: int = Field(2, ge=0)  # auto: p in 0..max_p
     max_q: int = Field(2, ge=0)  # auto: q in 0..max_q
     d: int = 1  # auto: differencing order (1: the model works on log returns)
-    coverage: float = 0.9  # prediction interval written as y_lo/y_hi
 
     def _check(self) -> None:
         if self.order != "auto":
@@ -133,7 +149,6 @@ class ArimaParams(_Section):
             _require(pdq, "order", f"must be auto or [p, d, q] of three non-negative integers, got {self.order}")
             _require(self.order[1] <= 2, "order", f"d must be 0, 1 or 2, got {self.order[1]}")
         _require(0 <= self.d <= 2, "d", f"must be 0, 1 or 2, got {self.d}")
-        _require(0 < self.coverage < 1, "coverage", f"must be between 0 and 1, got {self.coverage}")
 
 
 class SklearnParams(_Section):
@@ -191,6 +206,7 @@ class Params(BaseModel):
     data: DataParams = Field(default_factory=DataParams)
     features: FeaturesParams = Field(default_factory=FeaturesParams)
     forecast: ForecastParams = Field(default_factory=ForecastParams)
+    intervals: IntervalsParams = Field(default_factory=IntervalsParams)
     split: SplitParams = Field(default_factory=SplitParams)
     parallel: ParallelParams = Field(default_factory=ParallelParams)
     arima: ArimaParams = Field(default_factory=ArimaParams)
@@ -263,7 +279,7 @@ def _describe(error: dict, raw: Any) -> str:
 
 
 _UNKNOWN = ("extra_forbidden", "invalid_key")  # a name not among the fields, or not a string (`1:`, `null:`)
-_BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt")}
+_BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than": ("<", "lt")}
 _NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
 
 

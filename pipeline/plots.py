@@ -18,6 +18,7 @@ from pipeline import io
 
 ACTUAL = "actual"  # the line label of the observed price in forecast frames
 SKILL_BY_HORIZON = "skill_by_horizon"  # the stem of the skill-by-horizon figure and its plot data
+CALIBRATION = "calibration"  # the stem of the interval calibration figure and its plot data
 MIN_TASKS_PER_PROCESS = 8  # per-series work goes to processes only above this
 
 
@@ -87,6 +88,49 @@ def skill_figure(frame: pd.DataFrame, colors: dict[str, str], baseline: str) -> 
         ylabel=f"RMSE / {baseline}",
     )
     ax.set_xticks(sorted(frame["h"].unique()))
+    ax.legend(loc="best", fontsize="small")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def calibration_figure(frame: pd.DataFrame, colors: dict[str, str]) -> Figure:
+    """Empirical against nominal coverage of the prediction intervals, one panel per horizon and
+    one line per model: `frame` has `h`, `model`, `level` (percent) and `coverage` (a fraction).
+    On the diagonal an interval covers as often as it claims; below it, too narrow."""
+    horizons = sorted(frame["h"].unique())
+    figure = Figure(figsize=(4 * len(horizons) + 1, 4.5), layout="constrained")
+    axes = figure.subplots(1, len(horizons), sharex=True, sharey=True, squeeze=False)[0]
+    percent = frame.assign(coverage=100 * frame["coverage"])
+    low = max(0.0, 5 * np.floor(min(percent["level"].min(), percent["coverage"].min()) / 5 - 1))
+    for ax, h in zip(axes, horizons, strict=True):
+        ax.plot([low, 100], [low, 100], color="black", linewidth=0.8, linestyle="--", label="nominal")
+        for model, rows in percent[percent["h"] == h].groupby("model", sort=True):
+            ax.plot(rows["level"], rows["coverage"], color=colors[model], marker="o", linewidth=1, label=model)
+        ax.set(title=f"h={h}", xlabel="nominal level (%)", xlim=(low, 100), ylim=(low, 100))
+        ax.set_xticks(sorted(frame["level"].unique()))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("empirical coverage (%)")
+    axes[-1].legend(loc="lower right", fontsize="small")
+    figure.suptitle("Prediction intervals: share of actual prices inside against the nominal level")
+    return figure
+
+
+def fan_figure(frame: pd.DataFrame, color: str, title: str) -> Figure:
+    """Actual prices and one model's forecasts with its intervals shaded, the widest palest:
+    `frame` has `level` (percent), `ds`, `y`, `y_hat`, `y_lo` and `y_hi`, a row per level and day."""
+    figure = Figure(figsize=(11, 5), layout="constrained")
+    ax = figure.subplots()
+    levels = sorted(frame["level"].unique(), reverse=True)
+    for i, level in enumerate(levels):
+        band = frame[frame["level"] == level]
+        shade = 0.15 + 0.25 * i / max(len(levels) - 1, 1)  # nested bands: inner ones darker
+        ax.fill_between(
+            band["ds"], band["y_lo"], band["y_hi"], color=color, alpha=shade, linewidth=0, label=f"{level:g}%"
+        )
+    days = frame[frame["level"] == levels[0]]
+    ax.plot(days["ds"], days["y_hat"], color=color, linewidth=1, label="forecast")
+    ax.plot(days["ds"], days["y"], color="black", linewidth=1.2, label=ACTUAL, zorder=3)
+    ax.set(title=title, xlabel="date", ylabel="price")
     ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
     return figure

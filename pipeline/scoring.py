@@ -5,10 +5,14 @@ with the data up to `cutoff`, `h` trading days (rows of the series' prices) befo
 evaluate stage scores with these; the champion rule (`champions`, `horizons`) is shared with the
 tracking stage, which registers the champions, and the forecast command, which serves them. The
 shortest horizon in the tables plays the role of one step (h=1) wherever one figure is reported.
-Pure functions of frames and of `metrics.json`'s content.
+A table may carry prediction intervals: `y_lo_<L>`, `y_hi_<L>` for each level L in percent
+(`y_lo_80`, `y_hi_80`), in price units. Pure functions of frames and of `metrics.json`'s content.
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +34,31 @@ METRIC_KEYS = (
     "n_forecasts",
 )
 REQUIRED_COLUMNS = ("unique_id", "ds", "cutoff", "h", "fold", "y", "y_hat")
+INTERVAL_KEYS = ("coverage", "width", "interval_score")  # per level L, after METRIC_KEYS: coverage_<L>, ...
+LOWER, UPPER = "y_lo", "y_hi"  # interval bound columns: y_lo_<L>, y_hi_<L>
+_ROW_COLUMNS = ("model", *REQUIRED_COLUMNS)
+_BOUND = re.compile(rf"({LOWER}|{UPPER})_(\d+(?:\.\d+)?)")  # a level is written as a plain decimal number
+
+
+def bounds(level: str) -> tuple[str, str]:
+    """The lower and upper bound columns of the interval at `level` (e.g. "80")."""
+    return f"{LOWER}_{level}", f"{UPPER}_{level}"
+
+
+def interval_levels(frame: pd.DataFrame) -> list[str]:
+    """The levels (the `<L>` of `y_lo_<L>`, e.g. "80") whose two bound columns `frame` has with
+    a value on every row, in increasing numeric order."""
+    return [L for L in _named_levels(frame.columns) if all(c in frame and frame[c].notna().all() for c in bounds(L))]
+
+
+def scored_levels(scores: dict) -> list[str]:
+    """The interval levels one entry of `metrics.json` (a model's scores at one horizon) has
+    scores for, in increasing numeric order; none for a model without intervals."""
+    return sorted((key.removeprefix("coverage_") for key in scores if key.startswith("coverage_")), key=float)
+
+
+def _named_levels(columns) -> list[str]:
+    return sorted({m[2] for m in map(_BOUND.fullmatch, columns) if m}, key=float)
 
 
 def price_context(prices: pd.DataFrame) -> pd.DataFrame:
@@ -69,15 +98,19 @@ def fold_scales(context: pd.DataFrame, folds: dict[str, list[dict]]) -> pd.DataF
 def forecast_rows(tables: dict[str, pd.DataFrame], context: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
     """Every model's forecasts in one long frame, each row with what scoring it needs.
 
-    Columns: `model`, `unique_id`, `ds`, `cutoff`, `h`, `fold`, `y`, `y_hat`, `y_lo`, `y_hi`
-    (NaN for a model without intervals), `y_cutoff` (the price on `cutoff`), `scale` (its fold's
-    MASE scale) and `y_hat_naive` (the baseline's forecast for the same series, horizon and day;
-    NaN where the baseline has none). Rows are sorted by model, series, horizon and date. A table
-    that does not match the prices, the folds or the other tables' horizons is a `UserError`
-    naming it and the column.
+    Columns: `model`, `unique_id`, `ds`, `cutoff`, `h`, `fold`, `y`, `y_hat`, `y_lo_<L>`,
+    `y_hi_<L>` for every level any table has (NaN for a model without that level, see
+    `interval_levels`), `y_cutoff` (the price on `cutoff`), `scale` (its fold's MASE scale) and
+    `y_hat_naive` (the baseline's forecast for the same series, horizon and day; NaN where the
+    baseline has none). Rows are sorted by model, series, horizon and date. A table that does not
+    match the prices, the folds or the other tables' horizons, or whose intervals are malformed,
+    is a `UserError` naming it and the column.
     """
     frames = [_checked(model, table, context, scales) for model, table in sorted(tables.items())]
+    levels = sorted({L for frame in frames for L in interval_levels(frame)}, key=float)
+    interval_columns = [c for L in levels for c in bounds(L)]
     rows = pd.concat(frames, ignore_index=True)
+    rows = rows[[*_ROW_COLUMNS, *interval_columns, "y_cutoff", "scale"]]  # bounds by level, whichever table has them
     every = set(rows["h"].unique())
     for model, frame in zip(sorted(tables), frames, strict=True):
         missing = sorted(every - set(frame["h"].unique()))
@@ -105,16 +138,19 @@ def _checked(model: str, table: pd.DataFrame, context: pd.DataFrame, scales: pd.
             raise UserError(f"{source}: column {column!r} must hold dates, got {table[column].dtype}")
     if not pd.api.types.is_integer_dtype(table["h"]) or (table["h"] < 1).any():
         raise UserError(f"{source}: column 'h' must hold positive whole numbers of trading days")
-    has_interval = {"y_lo", "y_hi"} & set(table.columns)
-    if len(has_interval) == 1:
-        raise UserError(
-            f"{source}: column {has_interval.pop()!r} needs its partner (an interval has both y_lo and y_hi)"
-        )
-    value_columns = ["y", "y_hat"] + (["y_lo", "y_hi"] if has_interval else [])
-    for column in value_columns:
+    interval_columns = _interval_columns(source, table)
+    for column in ["y", "y_hat", *interval_columns]:
         bad = int((~np.isfinite(table[column].to_numpy("float64"))).sum())
         if bad:
             raise UserError(f"{source}: column {column!r}: {bad} values are not finite numbers")
+    for lower, upper in zip(interval_columns[::2], interval_columns[1::2], strict=True):
+        crossed = table[lower] > table[upper]
+        if crossed.any():
+            first = table.loc[crossed].iloc[0]
+            raise UserError(
+                f"{source}: column {lower!r} is above {upper!r} on {int(crossed.sum())} rows (first: "
+                f"{first['unique_id']} h={first['h']} on {first['ds']:%Y-%m-%d})"
+            )
     table = table.assign(
         ds=table["ds"].astype("datetime64[ns]"),
         cutoff=table["cutoff"].astype("datetime64[ns]"),
@@ -167,12 +203,27 @@ def _checked(model: str, table: pd.DataFrame, context: pd.DataFrame, scales: pd.
             f"{source}: column 'fold': fold {first['fold']} of {first['unique_id']} is not in {paths.FOLDS} "
             "(rerun the model's stage)"
         )
-    for column in ("y_lo", "y_hi"):
-        if column not in rows:
-            rows[column] = np.nan
     rows.insert(0, "model", model)
-    columns = ["model", "unique_id", "ds", "cutoff", "h", "fold", "y", "y_hat", "y_lo", "y_hi", "y_cutoff", "scale"]
-    return rows[columns].sort_values(["unique_id", "h", "ds"], kind="stable")
+    return rows[[*_ROW_COLUMNS, *interval_columns, "y_cutoff", "scale"]].sort_values(
+        ["unique_id", "h", "ds"], kind="stable"
+    )
+
+
+def _interval_columns(source: Path, table: pd.DataFrame) -> list[str]:
+    """The table's bound columns, by level then lower, upper; a malformed one is a `UserError`."""
+    # the bare y_lo / y_hi of the old single interval are refused too: a stale table
+    named = [c for c in table.columns if c in (LOWER, UPPER) or c.startswith((f"{LOWER}_", f"{UPPER}_"))]
+    for column in named:
+        match = _BOUND.fullmatch(column)
+        if not match or not 0 < float(match[2]) < 100:
+            raise UserError(
+                f"{source}: column {column!r} is not an interval bound: y_lo_<L> or y_hi_<L> with the level L "
+                "a number of percent between 0 and 100 (e.g. y_lo_80; rerun the model's stage)"
+            )
+        partner = {LOWER: UPPER, UPPER: LOWER}[match[1]] + f"_{match[2]}"
+        if partner not in table:
+            raise UserError(f"{source}: column {column!r} needs its partner {partner!r} (an interval has both bounds)")
+    return [c for L in _named_levels(named) for c in bounds(L)]
 
 
 def score(rows: pd.DataFrame) -> dict:
@@ -182,7 +233,9 @@ def score(rows: pd.DataFrame) -> dict:
     Direction is called from the price at the cutoff; MASE divides by the fold's one-step naive
     MAE at every horizon. The vs-naive figures use only the rows where the baseline also
     forecast, so both sides score the same days; the DM test takes them in time order within
-    each series and allows for the h - 1 days by which h-step errors overlap.
+    each series and allows for the h - 1 days by which h-step errors overlap. Then, for each
+    level L the rows have (`interval_levels`), `coverage_<L>` (a fraction), `width_<L>` and
+    `interval_score_<L>` (price units, at alpha = 1 - L/100).
     """
     if rows["h"].nunique() != 1:
         raise ValueError("score takes the rows of one horizon")
@@ -205,7 +258,27 @@ def score(rows: pd.DataFrame) -> dict:
         "dm_stat_vs_naive": dm[0] if dm else None,
         "dm_pvalue_vs_naive": dm[1] if dm else None,
         "n_forecasts": int(len(rows)),
+        **interval_scores(rows),
     }
+
+
+def interval_scores(rows: pd.DataFrame) -> dict:
+    """`coverage_<L>`, `width_<L>`, `interval_score_<L>` for each level the rows have, in order."""
+    out = {}
+    for level in interval_levels(rows):
+        y, lo, hi = (rows[c].to_numpy() for c in ("y", *bounds(level)))
+        values = (
+            metrics.interval_coverage(y, lo, hi),
+            metrics.interval_width(lo, hi),
+            metrics.interval_score(y, lo, hi, miss_rate(level)),
+        )
+        out.update({f"{key}_{level}": value for key, value in zip(INTERVAL_KEYS, values, strict=True)})
+    return out
+
+
+def miss_rate(level: str) -> float:
+    """The alpha of a central interval at `level` percent: the share of values meant to fall outside."""
+    return 1 - float(level) / 100
 
 
 def score_horizons(rows: pd.DataFrame) -> dict:

@@ -21,15 +21,15 @@ from pipeline.cli import UserError, run
 from pipeline.models import store
 from pipeline.parallel import parallel_backend, warm_up
 from pipeline.params import Params, load_params
-from pipeline.walkforward import walk_forward
+from pipeline.walkforward import Intervals, next_half_widths, walk_forward
 
 # stage -> the params sections its models depend on (beside the prices and folds): recorded
 # with each model, and what dvc.yaml lists for the stage.
 SECTIONS = {
-    "naive": ("data", "forecast", "split"),
-    "arima": ("data", "forecast", "split", "arima"),
-    "sklearn": ("data", "features", "forecast", "split", "sklearn"),
-    "lstm": ("data", "features", "forecast", "split", "lstm"),
+    "naive": ("data", "forecast", "intervals", "split"),
+    "arima": ("data", "forecast", "intervals", "split", "arima"),
+    "sklearn": ("data", "features", "forecast", "intervals", "split", "sklearn"),
+    "lstm": ("data", "features", "forecast", "intervals", "split", "lstm"),
 }
 
 
@@ -45,7 +45,14 @@ def build_models(stage: str, params: Params) -> dict:
 
         p = params.arima
         return {
-            "arima": Arima(order=p.order, max_p=p.max_p, max_q=p.max_q, d=p.d, coverage=p.coverage, horizons=horizons)
+            "arima": Arima(
+                order=p.order,
+                max_p=p.max_p,
+                max_q=p.max_q,
+                d=p.d,
+                levels=tuple(params.forecast.levels),
+                horizons=horizons,
+            )
         }
     if stage == "sklearn":
         from pipeline.models.regressor import Regressor, make_estimator
@@ -84,20 +91,44 @@ def prepare(stage: str, params: Params) -> None:
         model.prepare()
 
 
-def describe(name: str, stage: str, fitted) -> dict:
+def interval_spec(params: Params) -> Intervals | None:
+    """How the loop makes prediction intervals (`intervals.*`, `forecast.levels`); `None` for none."""
+    if params.intervals.method == "none":
+        return None
+    return Intervals(params.intervals.method, tuple(params.forecast.levels), params.intervals.gamma)
+
+
+def interval_metadata(model, spec: Intervals | None) -> dict | None:
+    """What a table's metadata and a manifest say of its intervals: method, levels, gamma."""
+    if spec is None:
+        return None
+    method = spec.label(model)
+    return {"method": method, "levels": list(spec.levels), "gamma": spec.gamma if method == "aci" else None}
+
+
+def describe(name: str, stage: str, fitted, intervals: dict | None = None) -> dict:
     """What the leaderboard says of a model beside its scores, stored in its table's metadata:
-    the trainable parameters of the last fold's model, by weight block and in total."""
+    the trainable parameters of the last fold's model, by weight block and in total, and how its
+    intervals were made."""
     counts = fitted.parameter_counts()
-    return {"model": name, "stage": stage, "n_params": int(sum(counts.values())), "parameter_counts": counts}
+    return {
+        "model": name,
+        "stage": stage,
+        "n_params": int(sum(counts.values())),
+        "parameter_counts": counts,
+        "intervals": intervals,
+    }
 
 
-def saved_models(name: str, stage: str, fitted: list[tuple[str, int, object]]) -> tuple[dict, dict]:
+def saved_models(
+    name: str, stage: str, fitted: list[tuple[str, int, object]], intervals: dict | None = None
+) -> tuple[dict, dict]:
     """(manifest, {series: (fold, model)}) of `models/<name>/` from `walk_forward`'s fitted models."""
     last, curves = {}, {}
     for uid, fold, model in fitted:
         last[uid] = (fold, model)  # folds come in order: a series' last fold wins
         curves.setdefault(uid, {})[fold] = model.history()
-    return store.manifest(name, stage, list(SECTIONS[stage]), last, curves), last
+    return store.manifest(name, stage, list(SECTIONS[stage]), last, curves, intervals), last
 
 
 def main() -> None:
@@ -115,9 +146,16 @@ def main() -> None:
         for name, model in models.items():
             columns = model.input_columns()
             inputs = (io.read_table(paths.WINDOWS, ["unique_id", "ds", *columns]), columns) if columns else None
-            table, fitted = walk_forward(model, prices, folds, params.parallel.n_jobs, label=name, inputs=inputs)
-            manifest, last = saved_models(name, stage, fitted)
-            io.write_table(table, paths.predictions(name), metadata=describe(name, stage, fitted[-1][2]))
+            spec = interval_spec(params)
+            table, fitted = walk_forward(
+                model, prices, folds, params.parallel.n_jobs, label=name, inputs=inputs, intervals=spec
+            )
+            intervals = interval_metadata(model, spec)
+            calibration = dict(intervals or {})
+            if spec is not None and not spec.own(model):  # a forecast from the last day needs its half-widths
+                calibration["half_widths"] = next_half_widths(table, spec)
+            manifest, last = saved_models(name, stage, fitted, calibration or None)
+            io.write_table(table, paths.predictions(name), metadata=describe(name, stage, fitted[-1][2], intervals))
             store.write(paths.model_directory(name), manifest, last)
             print(f"{stage}: {len(table)} forecasts -> {paths.predictions(name)}, {paths.model_directory(name)}/")
 

@@ -23,8 +23,8 @@ def one_thread():
 
 
 def test_filtered_forecasts_equal_a_step_by_step_extend():
-    model = Arima(order=[1, 1, 1]).fit(Y[:T])
-    forecasts, bounds = model.predict(Y, STEPS)[:, 0], model.predict_interval(Y, STEPS)[:, 0]
+    model = Arima(order=[1, 1, 1], levels=(90,)).fit(Y[:T])
+    forecasts, bounds = model.predict(Y, STEPS)[:, 0], model.predict_interval(Y, STEPS)[:, 0, 0]
     trend = model._trend(np.arange(len(Y)))
     # The reference: statsmodels' own update, one new observation at a time, from the fitted
     # parameters filtered over the train part (the fit keeps no filter output: low memory).
@@ -44,8 +44,9 @@ def test_filtered_forecasts_equal_a_step_by_step_extend():
 @pytest.mark.parametrize("order", [[1, 1, 1], [2, 1, 2], [1, 0, 1]])
 def test_h_step_forecasts_equal_get_forecast_from_results_filtered_to_the_cutoff(order):
     horizons = (1, 5, 20)
-    model = Arima(order=order, horizons=horizons).fit(Y[:T])
-    forecasts, bounds = model.predict(Y, STEPS), model.predict_interval(Y, STEPS)
+    model = Arima(order=order, horizons=horizons, levels=(80, 90)).fit(Y[:T])
+    forecasts, intervals = model.predict(Y, STEPS), model.predict_interval(Y, STEPS)
+    bounds = intervals[:, :, 1]  # the 90% level
     for i in (0, 7, STEPS - 1):
         cutoff = T - 1 + i
         days = np.arange(cutoff + 1)
@@ -58,6 +59,7 @@ def test_h_step_forecasts_equal_get_forecast_from_results_filtered_to_the_cutoff
         np.testing.assert_allclose(forecasts[i], expected, rtol=0, atol=1e-12)
         np.testing.assert_allclose(bounds[i], expected_bounds, rtol=0, atol=1e-12)
     assert np.all(np.diff(bounds[0, :, 1] - bounds[0, :, 0]) > 0)  # uncertainty grows with the horizon
+    assert np.all(intervals[..., 0, 1] - intervals[..., 0, 0] < bounds[..., 1] - bounds[..., 0])  # 80% inside 90%
 
 
 def test_filtered_forecasts_stay_within_0_05_percent_of_refitting_every_day():

@@ -19,7 +19,11 @@ from pipeline.models.arima import Arima
 from pipeline.models.naive import Drift, Naive
 from pipeline.walkforward import Fold, Series, forecast_fold
 
-LINE = re.compile(r"SP500 (\d{4}-\d\d-\d\d) \(h=(\d+)\): ([\d.]+), champion (naive|drift) \((.+)\)")
+LINE = re.compile(
+    r"SP500 (?P<ds>\d{4}-\d\d-\d\d) \(h=(?P<h>\d+)\): (?P<price>[\d.]+) "
+    r"\(80%: (?P<lo80>[\d.]+) to (?P<hi80>[\d.]+), 95%: (?P<lo95>[\d.]+) to (?P<hi95>[\d.]+)\), "
+    r"champion (?P<model>naive|drift) \((?P<source>.+)\)"
+)
 HORIZONS = {"1": "2019-01-02", "5": "2019-01-08"}  # after Monday 2018-12-31: New Year's Day is no session
 
 
@@ -60,7 +64,7 @@ def test_no_models_yet_is_one_line_and_exit_status_2(repo, capsys):
 
 def _lines(output: str) -> list[re.Match]:
     matches = [LINE.fullmatch(line) for line in output.splitlines()]
-    assert all(matches) and [m[2] for m in matches] == list(HORIZONS), output
+    assert all(matches) and [m["h"] for m in matches] == list(HORIZONS), output
     return matches
 
 
@@ -73,10 +77,13 @@ def test_without_tracking_the_champions_forecast_every_horizon_from_models(train
     assert last["ds"] == pd.Timestamp("2018-12-31")
     report = json.loads((trained / "reports/metrics.json").read_text())
     for match in _lines(output):
-        assert match[1] == HORIZONS[match[2]]
-        assert match[5] == f"models/{match[4]}/"
-        assert match[4] == scoring.champions(report, int(match[2]))["SP500"]
-        price = float(match[3])
+        assert match["ds"] == HORIZONS[match["h"]]
+        assert match["source"] == f"models/{match['model']}/"
+        assert match["model"] == scoring.champions(report, int(match["h"]))["SP500"]
+        price = float(match["price"])
+        bounds = [float(match[k]) for k in ("lo95", "lo80", "hi80", "hi95")]
+        # Calibrated intervals, nested (the tiny folds' 6 five-day scores give both levels the largest).
+        assert bounds[0] <= bounds[1] < price < bounds[2] <= bounds[3]
         assert math.isfinite(price) and abs(price / last["adj_close"] - 1) < 0.02
     assert not (trained / "mlflow.db").exists()
 
@@ -84,7 +91,7 @@ def test_without_tracking_the_champions_forecast_every_horizon_from_models(train
 def test_with_tracking_on_and_no_registry_champion_models_answer(trained, capsys):
     with in_repo(trained) as mp:
         output = _forecast(mp, capsys)
-    assert all(m[5].startswith("models/") for m in _lines(output)) and not (trained / "mlflow.db").exists()
+    assert all(m["source"].startswith("models/") for m in _lines(output)) and not (trained / "mlflow.db").exists()
 
 
 def test_the_registry_champions_give_the_same_numbers_as_models(trained, capsys):
@@ -95,9 +102,9 @@ def test_the_registry_champions_give_the_same_numbers_as_models(trained, capsys)
         models_output = _forecast(mp, capsys)
     receipt = json.loads((trained / "data/tracked.json").read_text())
     for on, off in zip(_lines(registry_output), _lines(models_output), strict=True):
-        assert on[5].startswith("stockcast-SP500 version ") and off[5] == f"models/{off[4]}/"
-        assert on.groups()[:4] == off.groups()[:4]
-        assert receipt["champions_by_horizon"][on[2]] == {"SP500": on[4]}
+        assert on["source"].startswith("stockcast-SP500 version ") and off["source"] == f"models/{off['model']}/"
+        assert on.groups()[:-1] == off.groups()[:-1]  # the same date, horizon, price, bounds and model
+        assert receipt["champions_by_horizon"][on["h"]] == {"SP500": on["model"]}
     assert receipt["champions"] == receipt["champions_by_horizon"]["1"]
 
 
@@ -122,7 +129,7 @@ def _series(n: int = 80) -> Series:
 def test_the_forecast_from_a_day_is_what_the_walk_forward_gives_from_that_cutoff(model):
     series = _series()
     fold = Fold("X", 0, 0, 59, 60, 79)
-    table, fitted = forecast_fold(model, series, fold)
+    table, fitted = forecast_fold(model, series, fold, own_intervals=model.own_intervals)
     # Fed the prices up to a test day's eve, it forecasts every horizon from that eve.
     for day in (60, 70, 73):
         prices = pd.DataFrame({"ds": series.ds[:day], "price": series.price[:day]})
@@ -131,8 +138,8 @@ def test_the_forecast_from_a_day_is_what_the_walk_forward_gives_from_that_cutoff
         expected = table[table["cutoff"] == series.ds[day - 1]].set_index("h")
         assert out["ds"].tolist() == expected["ds"].tolist()  # the h-th session after the cutoff
         assert out["y_hat"].to_numpy() == pytest.approx(expected["y_hat"].to_numpy(), rel=1e-9)
-        if "y_lo" in table:
-            bounds = out[["y_lo", "y_hi"]].to_numpy()
-            assert bounds == pytest.approx(expected[["y_lo", "y_hi"]].to_numpy(), rel=1e-9)
+        if "y_lo_80" in table:
+            columns = ["y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95"]
+            assert out[columns].to_numpy() == pytest.approx(expected[columns].to_numpy(), rel=1e-9)
         else:
             assert list(out.columns) == ["ds", "h", "y_hat"]

@@ -214,6 +214,24 @@ CASES = [
         stages=(("split",),),
     ),
     Case(
+        "horizon-longer-than-the-test-part",
+        ("params.yaml", "forecast.horizons", "20 must be shorter than split.test_size (10)"),
+        params={"forecast": {"horizons": [1, 20]}},
+        stages=(("train", "naive"),),
+    ),
+    Case(
+        "too-short-to-calibrate",
+        ("intervals.method", "first fold has 20 train days", "hold out 90 calibration days", "intervals.method: none"),
+        params={"split": {"test_size": 90}},
+        stages=(("split",), ("train", "naive")),
+    ),
+    Case(
+        "levels-out-of-range",
+        ("params.yaml", "forecast.levels", "between 0 and 100 (percent)"),
+        params={"forecast": {"levels": [80, 100]}},
+        stages=(("train", "naive"),),
+    ),
+    Case(
         "unknown-estimator",
         ("params.yaml", "sklearn.estimator", "expected one of ridge"),
         params={"sklearn": {"estimator": "xgboost"}},

@@ -84,6 +84,32 @@ def test_interval_coverage_counts_the_closed_interval_and_width_is_the_mean():
     assert metrics.interval_width(y_lo, y_hi) == pytest.approx((2 + 1 + 0.5 + 1) / 4)
 
 
+# y = 1, 2, 3, 4 against [0, 2], [2.5, 3], [3, 3.5], [3.5, 3.8]: inside (on the bound), 0.5 below,
+# inside (on the bound), 0.2 above. Widths 2, 0.5, 0.5, 0.3. alpha = 0.2 (80% intervals).
+LO, HI, ALPHA_80 = np.array([0.0, 2.5, 3.0, 3.5]), np.array([2.0, 3.0, 3.5, 3.8]), 0.2
+
+
+def test_interval_score_adds_2_over_alpha_times_each_miss_to_the_width():
+    assert metrics.interval_coverage(Y, LO, HI) == pytest.approx(0.5)
+    assert metrics.interval_width(LO, HI) == pytest.approx((2 + 0.5 + 0.5 + 0.3) / 4)
+    # 2 / alpha = 10: (2 + (0.5 + 10 * 0.5) + 0.5 + (0.3 + 10 * 0.2)) / 4
+    assert metrics.interval_score(Y, LO, HI, ALPHA_80) == pytest.approx(10.3 / 4, rel=1e-12)
+    # at 95% a miss costs 2 / 0.05 = 40 per unit outside
+    assert metrics.interval_score(Y, LO, HI, 0.05) == pytest.approx((2 + 20.5 + 0.5 + 8.3) / 4, rel=1e-12)
+    # an interval that covers everything pays its width alone
+    assert metrics.interval_score(Y, Y - 1, Y + 1, ALPHA_80) == pytest.approx(2.0)
+
+
+def test_interval_pinball_is_the_mean_of_the_two_quantile_losses():
+    # lower bound at tau = 0.1: above it costs 0.1 per unit, below it 0.9:
+    # 0.1 * 1 + 0.9 * 0.5 + 0 + 0.1 * 0.5 = 0.6, mean 0.15
+    # upper bound at tau = 0.9: below it costs 0.1 per unit, above it 0.9:
+    # 0.1 * 1 + 0.1 * 1 + 0.1 * 0.5 + 0.9 * 0.2 = 0.43, mean 0.1075
+    assert metrics.interval_pinball(Y, LO, HI, ALPHA_80) == pytest.approx((0.15 + 0.1075) / 2, rel=1e-12)
+    # the two scores rank intervals alike: pinball = alpha / 4 * interval score
+    assert metrics.interval_pinball(Y, LO, HI, ALPHA_80) == pytest.approx(ALPHA_80 / 4 * 10.3 / 4, rel=1e-12)
+
+
 R_DM_REFERENCES = [
     pytest.param(
         [0.5, -1.2, 0.3, 2.1, -0.7, 1.5, -0.4, 0.9, -1.8, 0.6],

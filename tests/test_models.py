@@ -128,9 +128,9 @@ def test_table_has_one_finite_row_per_test_day_and_horizon(case):
     horizons = case.model.horizons
     assert case.forecasts.shape == (N_TEST, len(horizons)) and case.forecasts.dtype == np.float64
     interval = case.model.predict_interval(Y, N_TEST)
-    assert interval is None or interval.shape == (N_TEST, len(horizons), 2)
-    expected = PREDICTION_COLUMNS if interval is not None else PREDICTION_COLUMNS[:-2]
-    assert case.table.columns.tolist() == expected
+    assert (interval is not None) == case.model.own_intervals
+    assert interval is None or interval.shape == (N_TEST, len(horizons), len(case.model.levels), 2)
+    assert case.table.columns.tolist() == PREDICTION_COLUMNS  # the loop adds calibrated intervals
     assert not case.table.isna().any().any()
     assert case.table.groupby("h").size().to_dict() == {h: N_TEST - h + 1 for h in horizons}
     for h, rows in case.table.groupby("h"):
@@ -138,8 +138,10 @@ def test_table_has_one_finite_row_per_test_day_and_horizon(case):
         assert np.array_equal(rows["ds"].to_numpy(), SERIES.ds[N_TRAIN + h - 1 :])
         assert np.array_equal(rows["cutoff"].to_numpy(), SERIES.ds[N_TRAIN - 1 : len(Y) - h])
         assert np.array_equal(rows["y"].to_numpy(), np.exp(Y[N_TRAIN + h - 1 :]))
-    if "y_lo" in case.table:
-        assert (case.table.y_lo < case.table.y_hat).all() and (case.table.y_hat < case.table.y_hi).all()
+    if interval is not None:  # its own, e.g. ARIMA's Gaussian: nested around the forecast
+        lower, upper = interval[..., 0], interval[..., 1]
+        assert (np.diff(lower, axis=2) < 0).all() and (np.diff(upper, axis=2) > 0).all()
+        assert (lower[..., 0] < case.forecasts).all() and (case.forecasts < upper[..., 0]).all()
 
 
 def test_same_seed_same_output(case):

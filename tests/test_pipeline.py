@@ -58,7 +58,10 @@ def test_first_stages_write_the_contract_tables(repro):
     assert windows.columns.tolist() == ["unique_id", "ds", "lag_1", "lag_2", "lag_3", "lag_4", "lag_5", "target"]
     assert len(windows) == 502 - 6
     naive = pd.read_parquet(repro / "data/predictions/naive.parquet")
-    assert naive.columns.tolist() == ["unique_id", "ds", "cutoff", "h", "fold", "y", "y_hat"]
+    assert naive.columns.tolist() == [
+        *("unique_id", "ds", "cutoff", "h", "fold", "y", "y_hat"),
+        *("y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95"),  # every model's calibrated intervals
+    ]
     # Per fold of 20 test days: 20 one-step forecasts and 16 five-step ones, sorted by h, then ds.
     assert len(naive) == 2 * (20 + 16) and naive.h.tolist() == [1] * 40 + [5] * 32
     assert naive.fold.tolist() == [0] * 20 + [1] * 20 + [0] * 16 + [1] * 16

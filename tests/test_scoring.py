@@ -24,9 +24,13 @@ FORECASTS = [
 ]
 
 
+HALF_WIDTH = {"90": 1.0, "50": 0.5}  # the model's intervals: its forecast plus or minus these
+
+
 def table(model: bool) -> pd.DataFrame:
-    """A predictions table of series X: the model's forecasts, or naive's (the cutoff's price)."""
-    return pd.DataFrame(
+    """A predictions table of series X: the model's forecasts with 90% and 50% intervals (in that
+    order: the columns need not be sorted), or naive's (the cutoff's price) without intervals."""
+    frame = pd.DataFrame(
         {
             "unique_id": "X",
             "ds": [DAYS[t] for _, t, _, _ in FORECASTS],
@@ -37,6 +41,10 @@ def table(model: bool) -> pd.DataFrame:
             "y_hat": [f if model else PRICES[c] for _, _, c, f in FORECASTS],
         }
     )
+    if model:
+        for level, half in HALF_WIDTH.items():
+            frame[f"y_lo_{level}"], frame[f"y_hi_{level}"] = frame["y_hat"] - half, frame["y_hat"] + half
+    return frame
 
 
 def tables() -> dict[str, pd.DataFrame]:
@@ -79,12 +87,48 @@ def test_each_horizon_is_scored_against_naive_at_the_same_horizon_by_hand(inputs
     assert (m["1"]["n_forecasts"], m["2"]["n_forecasts"]) == (4, 3)
 
 
+def test_intervals_are_scored_at_each_level_and_horizon_by_hand(inputs):
+    rows = scoring.forecast_rows(tables(), *inputs)
+    m = evaluate.metrics_report(rows)["models"]["m"]["by_horizon"]
+    interval_keys = [f"{k}_{level}" for level in ("50", "90") for k in ("coverage", "width", "interval_score")]
+    assert list(m["1"]) == [*scoring.METRIC_KEYS, *interval_keys]  # by level in numeric order
+    # h=1: y 13, 14, 13, 15, forecasts 12, 13.5, 14.5, 14.
+    # 50% (alpha 0.5, a miss costs 4 per unit): [11.5, 12.5] 0.5 below y, [13, 14] holds 14 (closed),
+    # [14, 15] 1 above y, [13.5, 14.5] 0.5 below y. IS (1 + 2) + 1 + (1 + 4) + (1 + 2), mean 3.
+    assert (m["1"]["coverage_50"], m["1"]["width_50"]) == (0.25, 1.0)
+    assert m["1"]["interval_score_50"] == pytest.approx(3.0, rel=1e-12)
+    # 90% (a miss costs 20 per unit): [11, 13] holds 13, [12.5, 14.5], [13.5, 15.5] 0.5 above
+    # y = 13, [13, 15] holds 15. IS 2 + 2 + (2 + 10) + 2, mean 4.5.
+    assert (m["1"]["coverage_90"], m["1"]["width_90"]) == (0.75, 2.0)
+    assert m["1"]["interval_score_90"] == pytest.approx(4.5, rel=1e-12)
+    # h=2: y 14, 13, 15, forecasts 12, 12, 13.5. 50%: every y above, by 1.5, 0.5 and 1:
+    # IS (1 + 6) + (1 + 2) + (1 + 4), mean 5. 90%: [11, 13] 1 below 14, [11, 13] holds 13,
+    # [12.5, 14.5] 0.5 below 15: IS (2 + 20) + 2 + (2 + 10), mean 12.
+    assert m["2"]["coverage_50"] == 0.0 and m["2"]["interval_score_50"] == pytest.approx(5.0, rel=1e-12)
+    assert m["2"]["coverage_90"] == pytest.approx(1 / 3) and m["2"]["interval_score_90"] == pytest.approx(12.0)
+    assert "coverage_50" not in evaluate.metrics_report(rows)["models"]["naive"]  # naive's table has none
+
+
+def test_pinball_losses_by_hand(inputs):
+    rows = scoring.forecast_rows(tables(), *inputs)
+    m = evaluate.evaluation_report(rows, {})["models"]["m"]
+    # h=1, 90%: lower bounds 11, 12.5, 13.5, 13 at tau 0.05 (0.05 per unit above, 0.95 below):
+    # 0.1 + 0.075 + 0.475 + 0.1 = 0.75; upper 13, 14.5, 15.5, 15 at tau 0.95 (0.05 per unit
+    # below): 0 + 0.025 + 0.125 + 0 = 0.15. Mean of the means: (0.1875 + 0.0375) / 2.
+    assert m["pinball_90"] == pytest.approx((0.75 / 4 + 0.15 / 4) / 2, rel=1e-12)
+    # 50%: lower 11.5, 13, 14, 13.5 at tau 0.25: 0.375 + 0.25 + 0.75 + 0.375; upper 12.5, 14, 15,
+    # 14.5 at tau 0.75: 0.375 + 0 + 0.5 + 0.375.
+    assert m["pinball_50"] == pytest.approx((1.75 / 4 + 1.25 / 4) / 2, rel=1e-12)
+
+
 def test_rows_carry_the_cutoff_price_and_naive_at_the_same_horizon(inputs):
     rows = scoring.forecast_rows(tables(), *inputs)
     m = rows[rows["model"] == "m"]
     assert list(m["y_cutoff"]) == [PRICES[c] for _, _, c, _ in FORECASTS]
     assert list(m["y_hat_naive"]) == [PRICES[c] for _, _, c, _ in FORECASTS]  # naive forecasts its cutoff's price
     assert list(m["h"]) == [1, 1, 1, 1, 2, 2, 2]
+    assert list(rows.columns[8:12]) == ["y_lo_50", "y_hi_50", "y_lo_90", "y_hi_90"]  # by level, after y_hat
+    assert rows.loc[rows["model"] == "naive", "y_lo_50"].isna().all()  # naive's table has no intervals
 
 
 def test_the_dm_test_allows_for_the_horizon(inputs):
@@ -105,6 +149,10 @@ def test_the_dm_test_allows_for_the_horizon(inputs):
         (lambda t: t.assign(cutoff=t["cutoff"].where(t.index != 5, DAYS[3])), "column 'cutoff': 1 cutoffs"),
         (lambda t: t.assign(h=t["h"].where(t.index != 0, -1)), "column 'h'"),
         (lambda t: t.assign(h=1), "more than one forecast for X at h=1 on"),
+        (lambda t: t.drop(columns="y_hi_50"), "column 'y_lo_50' needs its partner 'y_hi_50'"),
+        (lambda t: t.rename(columns={"y_lo_90": "y_lo_ninety"}), "column 'y_lo_ninety' is not an interval bound"),
+        (lambda t: t.assign(y_lo_90=t["y_lo_90"].where(t.index != 2, np.nan)), "'y_lo_90': 1 values are not finite"),
+        (lambda t: t.assign(y_lo_50=t["y_hi_50"] + 0.1), "column 'y_lo_50' is above 'y_hi_50' on 7 rows (first: X h=1"),
     ],
 )
 def test_a_bad_cutoff_or_horizon_is_refused_naming_file_and_column(inputs, change, message):

@@ -274,8 +274,10 @@ def test_every_model_has_the_same_metric_keys_overall_and_per_fold_as_the_report
     folds = json.loads((repo / "reports/evaluation.json").read_text())["folds"]
     keys = {model: {k for k in runs[model].data.metrics if not k.startswith("history/")} for model in MODELS}
     assert all(k == keys["naive"] for k in keys.values())
-    per_horizon = {f"h{h}/{k}" for h in (1, 5) for k in scoring.METRIC_KEYS}
-    assert keys["naive"] == set(scoring.METRIC_KEYS) | {f"fold/{k}" for k in scoring.METRIC_KEYS} | per_horizon
+    # Every model has calibrated intervals: their scores at both levels beside the point scores.
+    score_keys = [*scoring.METRIC_KEYS, *(f"{k}_{level}" for level in (80, 95) for k in scoring.INTERVAL_KEYS)]
+    per_horizon = {f"h{h}/{k}" for h in (1, 5) for k in score_keys}
+    assert keys["naive"] == set(score_keys) | {f"fold/{k}" for k in score_keys} | per_horizon
     for model in MODELS:
         scores = report["models"][model]
         expected = {k: v for k, v in scores.items() if k != "by_horizon"}
@@ -310,7 +312,7 @@ def test_each_models_pyfunc_forecasts_what_its_models_directory_does(tracked):
         pd.testing.assert_frame_equal(logged, local, check_exact=True)
         assert logged["h"].tolist() == [1, 5]
         assert logged["ds"].tolist() == [pd.Timestamp("2019-01-02"), pd.Timestamp("2019-01-08")]  # no New Year's Day
-        assert ("y_lo" in logged) == (model == "arima")
+        assert {"y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95"} <= set(logged)  # every model's calibrated intervals
         artifacts = [a.path for a in client.list_artifacts(runs[model].info.run_id)]
         assert artifacts == ([NATIVE[model]] if model in NATIVE else [])
     with tempfile.TemporaryDirectory() as tmp:  # logged as code, with the model's own files: no pickle

@@ -10,7 +10,7 @@ from pipeline.models.base import Model, cutoff_values
 from pipeline.models.naive import Drift, Naive
 from pipeline.params import SplitParams
 from pipeline.split import make_folds
-from pipeline.walkforward import walk_forward
+from pipeline.walkforward import Intervals, walk_forward
 
 
 def _inputs(gap=0, max_train_size=None, n=120, ids=("A", "B")):
@@ -28,7 +28,11 @@ def _inputs(gap=0, max_train_size=None, n=120, ids=("A", "B")):
 
 
 class Spy(Model):
-    """Records the train part it was fitted on and the history it forecast from."""
+    """Records the train part it was fitted on and the history it forecast from; has its own
+    90% interval, exp(+-0.1) around its forecast."""
+
+    own_intervals = True
+    levels = (90,)
 
     def fit(self, y, X=None):
         self.train_ = y.copy()
@@ -39,7 +43,7 @@ class Spy(Model):
         return cutoff_values(y, n) + 0.01
 
     def predict_interval(self, y, n, X=None):
-        last = cutoff_values(y, n)
+        last = cutoff_values(y, n)[..., None]  # (n, 1 horizon, 1 level)
         return np.stack([last - 0.1, last + 0.1], axis=-1)
 
 
@@ -58,7 +62,7 @@ def test_naive_forecast_is_exactly_yesterdays_price():
 @pytest.mark.parametrize(("gap", "max_train_size"), [(0, None), (3, None), (2, 40)])
 def test_fit_sees_only_the_train_part_and_predict_the_history_before_each_day(gap, max_train_size):
     prices, folds = _inputs(gap=gap, max_train_size=max_train_size)
-    table, fitted = walk_forward(Spy(), prices, folds)
+    table, fitted = walk_forward(Spy(), prices, folds, intervals=Intervals("model", (90,), 0.01))
     a = prices[prices.unique_id == "A"].reset_index(drop=True)
     log_a = np.log(a.close.to_numpy())
     for (uid, k, spy), fold in zip(fitted[:3], folds["A"], strict=True):
@@ -74,7 +78,7 @@ def test_fit_sees_only_the_train_part_and_predict_the_history_before_each_day(ga
     rows = table[table.unique_id == "A"]
     previous = a.set_index("ds").close.shift(1).loc[rows.ds].to_numpy()
     assert np.allclose(rows.y_hat / previous, np.exp(0.01))
-    assert np.allclose(rows.y_lo / previous, np.exp(-0.1)) and np.allclose(rows.y_hi / previous, np.exp(0.1))
+    assert np.allclose(rows.y_lo_90 / previous, np.exp(-0.1)) and np.allclose(rows.y_hi_90 / previous, np.exp(0.1))
 
 
 def test_every_horizon_forecasts_the_test_days_from_cutoffs_h_days_before():

@@ -2,15 +2,21 @@
 
 The contract (what `pipeline.walkforward`, the model store and the tracking stage call):
 
-- the constructor stores its keyword arguments unchanged and does nothing else;
+- the constructor stores its keyword arguments unchanged and does nothing else; they include
+  `horizons`, the trading days ahead the model forecasts (strictly increasing);
 - `fit(y, X=None)` learns from `y`, the log prices of a fold's train part (and `X`, the rows of
   the features table aligned with `y`, for the models whose `input_columns()` name some), and
   returns `self`; learned state lives in attributes ending in `_`; scalers, order selection and
   early stopping happen here, on the train part alone;
-- `predict(y, n, X=None)` returns a NumPy array of `n` one-step-ahead log-price forecasts for
-  the last `n` values of `y` (which extends the train part with later observations): forecast
-  `i` uses only `y[:len(y) - n + i]`. Models are never re-fitted inside `predict`;
-- `predict_interval(y, n, X=None)`: an `(n, 2)` array of log-price bounds, or `None`;
+- `predict(y, n, X=None)` returns an `(n, len(horizons))` NumPy array of log-price forecasts
+  from the last `n` cutoffs of `y` (which extends the train part with later observations):
+  row `i` is forecast from cutoff `len(y) - n - 1 + i` and uses only `y[:len(y) - n + i]`,
+  column `j` is the log price `horizons[j]` days after it. Models are never re-fitted inside
+  `predict`;
+- `predict_interval(y, n, X=None)`: an `(n, len(horizons), len(levels), 2)` array of log-price
+  bounds where the model has its own intervals (`own_intervals`, e.g. ARIMA's Gaussian ones),
+  else `None`: the walk-forward loop calibrates every model's intervals the same way
+  (`pipeline.intervals`), and `pipeline.models.calibrated` serves them;
 - `save(directory)` / `load(directory, params)`: the fitted model as safe files (no pickle);
 - `parameter_counts()`, `learned()`, `history()`, `native(y)`: what the leaderboard and the
   tracking stage report (trainable weights by block, small learned values, training curves, the

@@ -133,7 +133,10 @@ def h_step_forecasts(filtered, first: int, horizons) -> tuple[np.ndarray, np.nda
 
 
 class Arima(Model):
-    """statsmodels ARIMA of log prices; `order` is `[p, d, q]` or `"auto"` (AIC grid per fold)."""
+    """statsmodels ARIMA of log prices; `order` is `[p, d, q]` or `"auto"` (AIC grid per fold).
+    Its own intervals are the state-space forecasts' Gaussian ones, at each of `levels` (percent)."""
+
+    own_intervals = True
 
     def __init__(
         self,
@@ -141,14 +144,14 @@ class Arima(Model):
         max_p: int = 2,
         max_q: int = 2,
         d: int = 1,
-        coverage: float = 0.9,
+        levels: tuple[float, ...] = (80, 95),
         horizons: tuple[int, ...] = (1,),
     ):
         self.order = order
         self.max_p = max_p
         self.max_q = max_q
         self.d = d
-        self.coverage = coverage
+        self.levels = levels
         self.horizons = horizons
 
     def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Arima:
@@ -178,7 +181,7 @@ class Arima(Model):
 
     def _forecasts(self, y: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Every horizon's forecasts from the last `n` cutoffs of `y`, `(n, H)`, and their
-        Gaussian interval bounds at `coverage`, `(n, H, 2)`.
+        Gaussian interval bounds at each level, `(n, H, L, 2)`.
 
         The walk-forward loop asks for the forecasts and then the intervals of the same days:
         the last call's answer is kept so the Kalman filter runs once for both.
@@ -192,8 +195,9 @@ class Arima(Model):
         mean, variance = h_step_forecasts(filtered.filter_results, len(y) - n, self.horizons)
         targets = np.arange(len(y) - n - 1, len(y) - 1)[:, None] + np.asarray(self.horizons)
         trend = self._trend(targets)
-        half = stats.norm.ppf(0.5 + self.coverage / 2) * np.sqrt(variance)
-        bounds = np.stack([mean - half, mean + half], axis=-1) / SCALE + trend[..., None]
+        z = stats.norm.ppf(0.5 + np.asarray(self.levels, dtype="float64") / 200)
+        half = z * np.sqrt(variance)[..., None]  # (n, H, L)
+        bounds = np.stack([mean[..., None] - half, mean[..., None] + half], axis=-1) / SCALE + trend[..., None, None]
         answer = (mean / SCALE + trend, bounds)
         self._last_step = (y.copy(), n, answer)
         return answer

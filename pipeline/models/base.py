@@ -24,6 +24,8 @@ class Model:
     """
 
     horizons: tuple[int, ...] = (1,)
+    own_intervals = False  # True: `predict_interval` gives the model's own bounds at `levels`
+    levels: tuple[float, ...] = ()
 
     def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Model:
         raise NotImplementedError
@@ -39,7 +41,9 @@ class Model:
         raise NotImplementedError
 
     def predict_interval(self, y: np.ndarray, n: int, X: np.ndarray | None = None) -> np.ndarray | None:
-        """`(n, len(horizons), 2)` lower and upper log-price bounds of `predict`'s forecasts, or `None`."""
+        """`(n, len(horizons), len(levels), 2)` lower and upper log-price bounds of `predict`'s
+        forecasts at each of `levels` (percent), or `None` for a model without its own intervals
+        (the walk-forward loop calibrates every model's: `pipeline.intervals`)."""
         return None
 
     def prepare(self) -> None:

@@ -24,15 +24,23 @@ def family_class(name: str) -> type:
 
 
 def load(directory: Path, uid: str):
-    """The fitted model of series `uid` saved in `directory` (a `models/<name>/`)."""
+    """The fitted model of series `uid` saved in `directory` (a `models/<name>/`), with the
+    calibrated intervals the manifest holds for it, where it holds some."""
     content = read_manifest(directory)
     if uid not in content["series"]:
         raise UserError(
             f"{Path(directory) / MANIFEST}: no model for series {uid!r} (series: {', '.join(content['series'])})"
         )
-    where = Path(directory) / content["series"][uid]["path"]
+    entry = content["series"][uid]
+    where = Path(directory) / entry["path"]
     try:
-        return family_class(content["family"]).load(where, content["params"])
+        model = family_class(content["family"]).load(where, content["params"])
+        if "intervals" in entry:  # calibrated by the walk-forward loop (`pipeline.models.calibrated`)
+            from pipeline.models.calibrated import Calibrated
+
+            calibration = entry["intervals"]
+            return Calibrated(model, tuple(calibration["levels"]), calibration["half_widths"])
+        return model
     except FileNotFoundError as err:  # a file of the model deleted: name that file
         missing = Path(err.filename or where)
         raise UserError(f"{missing}: file not found; {io.repair(missing)}") from None

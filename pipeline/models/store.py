@@ -52,11 +52,20 @@ def describe(model) -> str:
     return f"{type(model).__name__}({args})"
 
 
-def manifest(name: str, stage: str, sections: list[str], last: dict[str, tuple[int, object]], curves: dict) -> dict:
+def manifest(
+    name: str,
+    stage: str,
+    sections: list[str],
+    last: dict[str, tuple[int, object]],
+    curves: dict,
+    intervals: dict | None = None,
+) -> dict:
     """The manifest of one model's directory.
 
     `last` maps each series to (fold, fitted model) of its last fold; `curves` maps series to
-    fold to training curves (`Model.history()`).
+    fold to training curves (`Model.history()`); `intervals`, where the loop calibrated them,
+    has the `method`, `levels` and `gamma` and per series (`half_widths`) the half-widths of a
+    forecast from its last day, by horizon and level (`walkforward.next_half_widths`).
     """
     first = next(iter(last.values()))[1]
     counts = first.parameter_counts()
@@ -68,6 +77,9 @@ def manifest(name: str, stage: str, sections: list[str], last: dict[str, tuple[i
             directory += "_"
         names[directory] = uid
         series[uid] = {"path": directory, "fold": fold, "learned": model.learned()}
+        if intervals is not None and uid in intervals.get("half_widths", {}):
+            levels = list(intervals["levels"])
+            series[uid]["intervals"] = {"levels": levels, "half_widths": intervals["half_widths"][uid]}
     return {
         "model": name,
         "stage": stage,
@@ -75,6 +87,7 @@ def manifest(name: str, stage: str, sections: list[str], last: dict[str, tuple[i
         "params": first.config(),
         "description": describe(first),
         "params_sections": list(sections),
+        "intervals": {k: v for k, v in (intervals or {}).items() if k != "half_widths"} or None,
         "n_params": int(sum(counts.values())),
         "parameter_counts": counts,
         "series": series,
