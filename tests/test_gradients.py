@@ -1,13 +1,13 @@
-"""Gradients by lag: exact on hand-built nets, equal to finite differences of fitted models'
-forecasts (Keras, ridge), lag_1 first, and the lag where a profile vanishes."""
+"""Gradients by lag: each family's `lag_gradients` exact on hand-built nets and equal to finite
+differences of fitted models' forecasts (Keras, ridge), lag_1 first; the profiles, the lag where
+one vanishes, and what the model stages and evaluate make of them."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.gradients import forecast_windows, gradient_by_lag, lag_gradients, vanishing_lag
-from pipeline.models.naive import Naive
+from pipeline.gradients import forecast_windows, gradient_report, normalised_profile, vanishing_lag
 from pipeline.models.recurrent import Recurrent
 from pipeline.models.regressor import Regressor, make_estimator
 from pipeline.models.scratch_rnn import ScratchRnn
@@ -49,8 +49,8 @@ def test_hand_built_rnn_gradient_halves_with_every_lag(model):
     model = hand_built(model)
     windows = np.full((3, N_LAGS), SCALING["input_mean_"])
     expected = DECAY ** np.arange(N_LAGS)  # lag_1 first: the most recent value counts most
-    assert np.array_equal(lag_gradients(model, windows), np.tile(expected, (3, 1)))
-    assert np.array_equal(gradient_by_lag(model, windows), expected)
+    assert np.array_equal(model.lag_gradients(windows), np.tile(expected, (3, 1)))
+    assert np.array_equal(normalised_profile(model.lag_gradients(windows)), expected)
     assert vanishing_lag(expected) == 8  # 0.5^7 < 1% <= 0.5^6
 
 
@@ -73,8 +73,8 @@ def central_difference_by_lag(forecast, windows: np.ndarray, eps: float) -> np.n
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_keras_gradients_are_finite_differences_of_the_keras_forecast(cell):
     model = Recurrent(cell=cell, horizons=(1, 5), **TINY_NET).fit(Y[:300])
-    windows = forecast_windows(model, Y[:400], 8)
-    analytic = lag_gradients(model, windows) * model.target_scale_[0] / model.input_scale_  # to raw units
+    windows = forecast_windows(Y[:400], 8, model.n_lags, model.target)
+    analytic = model.lag_gradients(windows) * model.target_scale_[0] / model.input_scale_  # to raw units
     # Keras computes in float32: a step of a tenth of a standard deviation keeps rounding small.
     numeric = central_difference_by_lag(
         lambda w: model._predict_windows(w)[:, 0], windows, eps=0.1 * model.input_scale_
@@ -84,35 +84,45 @@ def test_keras_gradients_are_finite_differences_of_the_keras_forecast(cell):
 
 def test_ridge_gradients_are_its_coefficients_on_the_standardised_lags():
     model = Regressor(make_estimator("ridge", {}, 0), n_lags=LAGS, horizons=(1, 5)).fit(Y[:300])
-    windows = forecast_windows(model, Y[:400], 8)
+    windows = forecast_windows(Y[:400], 8, model.n_lags, model.target)
     fitted = model.models_[0]  # the first horizon's pipeline
     lag_scale, target_scale = fitted.regressor_.named_steps["scale"].scale_, fitted.transformer_.scale_[0]
     # A change of one standard deviation of lag k moves the forecast by coefficient k target deviations.
     numeric = central_difference_by_lag(lambda w: model._predict_windows(w)[:, 0], windows, eps=1.0)
-    assert np.allclose(lag_gradients(model, windows), numeric * lag_scale / target_scale, rtol=1e-9, atol=0)
+    assert np.allclose(model.lag_gradients(windows), numeric * lag_scale / target_scale, rtol=1e-9, atol=0)
     coefficients = np.abs(fitted.regressor_.named_steps["model"].coef_)
-    assert np.allclose(gradient_by_lag(model, windows), coefficients / coefficients.max(), rtol=1e-12, atol=0)
+    assert np.allclose(normalised_profile(model.lag_gradients(windows)), coefficients / coefficients.max(), rtol=1e-12)
 
 
 def test_forecast_windows_are_the_ones_predict_reads():
     model = ScratchRnn(hidden=2, epochs=1, n_lags=LAGS).fit(Y[:300])
-    windows = forecast_windows(model, Y[:400], 30)
+    windows = forecast_windows(Y[:400], 30, model.n_lags, model.target)
     assert windows.shape == (30, LAGS)
     assert np.array_equal(Y[369:399, None] + model._predict_windows(windows), model.predict(Y[:400], 30))
     with pytest.raises(ValueError, match="need more than"):
-        forecast_windows(model, Y[:30], 30)
+        forecast_windows(Y[:30], 30, model.n_lags, model.target)
 
 
-def test_models_without_a_gradient_by_lag_are_refused():
-    with pytest.raises(ValueError, match="no gradient by lag for Naive"):
-        lag_gradients(Naive().fit(Y[:300]), np.zeros((2, LAGS)))
+def test_models_without_a_gradient_by_lag_have_none():
     forest = Regressor(make_estimator("random_forest", {"n_estimators": 2}, 0), n_lags=LAGS).fit(Y[:300])
-    with pytest.raises(ValueError, match="RandomForestRegressor has no coefficients"):
-        lag_gradients(forest, np.zeros((2, LAGS)))
+    assert forest.lag_gradients(np.zeros((2, LAGS))) is None
     dead = hand_built(ScratchRnn(hidden=1, n_lags=N_LAGS))
     dead.weights_["W_hy"][:] = 0.0
     with pytest.raises(ValueError, match="does not depend on its lags"):
-        gradient_by_lag(dead, np.zeros((2, N_LAGS)))
+        normalised_profile(dead.lag_gradients(np.zeros((2, N_LAGS))))
+
+
+def test_gradient_report_pools_series_and_reads_the_lags_inside_the_window():
+    descriptions = {
+        "rnn": {"gradient_by_lag": {"A": [1.0, 0.5, 0.001], "B": [0.5, 1.0, 0.001]}},
+        "naive": {"gradient_by_lag": None},
+        "old": {},  # a table written before gradients by lag
+    }
+    report = gradient_report(descriptions, lags=(1, 3, 5))
+    assert list(report) == ["rnn"]
+    assert report["rnn"]["profile"] == [1.0, 1.0, 0.001 / 0.75]  # the mean of the series, largest 1
+    assert report["rnn"]["vanishing_lag"] == 3
+    assert report["rnn"]["at_lags"] == {"1": 1.0, "3": 0.001 / 0.75}
 
 
 @pytest.mark.parametrize(

@@ -245,6 +245,22 @@ def test_parameter_counts(case):
     assert case.model.parameter_counts() == COUNTS[case.name]
 
 
+# The families with a gradient by lag: the recurrent nets and the linear regressors.
+WITHOUT_GRADIENTS = {"naive", "drift", "arima_fixed", "arima_auto", "random_forest", "hist_gradient_boosting", "mlp"}
+
+
+def test_lag_gradients_are_one_finite_row_per_window_or_none(case):
+    windows = np.diff(Y)[:LAGS][::-1] + np.zeros((3, 1))  # three copies of one real window, lag_1 first
+    gradients = case.model.lag_gradients(windows)
+    if case.name in WITHOUT_GRADIENTS:
+        assert gradients is None
+        return
+    assert gradients.shape == (3, LAGS) and np.isfinite(gradients).all()
+    # A window's gradient depends on that window alone (to float32 rounding in the Keras nets).
+    assert np.allclose(gradients[0], gradients[2], rtol=1e-5, atol=0)
+    assert np.abs(gradients).max() > 0
+
+
 # Beyond the table: what only some families have.
 
 

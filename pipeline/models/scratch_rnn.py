@@ -204,6 +204,10 @@ class ScratchRnn(Windowed):
         # Undo the standardisation (chain rule) and the oldest-first order of the steps.
         return d_inputs[:, ::-1] * self.target_scale_[0] / self.input_scale_
 
+    def lag_gradients(self, windows: np.ndarray) -> np.ndarray:
+        """`input_gradients` in the standardised units the model contract asks for."""
+        return self.input_gradients(windows) * self.input_scale_ / self.target_scale_[0]
+
     def _scaling(self) -> dict:
         keys = ("input_mean_", "input_scale_", "target_mean_", "target_scale_")
         return {key: getattr(self, key) for key in keys}
