@@ -4,9 +4,11 @@
 
 The seed lecture counts the weights of its smallest nets (2 inputs, 4 hidden units, 1 output):
 an MLP has W_xh and W_hy, an RNN adds the recurrent W_hh. Keras' recurrent layers count the same
-blocks once per gate, with biases. The page's numbers are placeholders filled from the
-functions here (`page_values`), and the tests check those functions against the lecture's answers
-and against the layers Keras builds, so the page cannot state a number the code does not.
+blocks once per gate, with biases. The page also counts the weights of the models the pipeline
+fits at the default params (`fitted_weights`). The page's numbers are placeholders filled from the
+functions here (`page_values`), and the tests check those functions against the lecture's answers,
+the layers Keras builds and the fitted models' `parameter_counts()`, so the page cannot state a
+number the code does not.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from pipeline import io
 from pipeline.cli import run
+from pipeline.params import CELLS, Params
 
 PAGE = Path("docs") / "rnn.md"
 TEMPLATE = Path(__file__).with_name("lecture_page.md")
@@ -48,6 +51,28 @@ def layer_weights(cell: str, n_inputs: int, units: int) -> int:
     return GATE_BLOCKS[cell] * (n_inputs * units + units * units + BIASES[cell] * units)
 
 
+def outputs(params: Params, strategy: str) -> int:
+    """Outputs of a net: one per horizon (`mimo`), or the next value alone (`recursive`)."""
+    return len(params.forecast.horizons) if strategy == "mimo" else 1
+
+
+def fitted_weights(params: Params) -> dict[str, dict[str, int]]:
+    """Per model the stages fit under `params` (every Keras cell, the NumPy RNN), its trainable
+    parameters in the recurrent layers (each layer's input the one below, the first one value a
+    step) and in the output, and their total."""
+    out = {}
+    for cell in CELLS:
+        n_outputs, inputs, recurrent = outputs(params, params.lstm.strategy), 1, 0
+        for units in params.lstm.units:
+            recurrent, inputs = recurrent + layer_weights(cell, inputs, units), units
+        out[cell] = {"recurrent": recurrent, "output": inputs * n_outputs + n_outputs}
+    hidden, n_outputs = params.rnn_scratch.hidden, outputs(params, params.rnn_scratch.strategy)
+    rnn = rnn_weights(1, hidden, n_outputs)
+    # b_h with the recurrent layer, b_y with the output: the lecture's blocks plus their biases
+    out["rnn_scratch"] = {"recurrent": rnn["W_xh"] + rnn["W_hh"] + hidden, "output": rnn["W_hy"] + n_outputs}
+    return {name: {**counts, "total": counts["recurrent"] + counts["output"]} for name, counts in out.items()}
+
+
 def page_values() -> dict[str, int]:
     """Every number `docs/rnn.md` states, by its placeholder name."""
     m, n, o = LECTURE_NET["n_inputs"], LECTURE_NET["n_hidden"], LECTURE_NET["n_outputs"]
@@ -58,6 +83,11 @@ def page_values() -> dict[str, int]:
     for cell in GATE_BLOCKS:
         values |= {f"{cell}_blocks": GATE_BLOCKS[cell], f"{cell}_biases": BIASES[cell]}
         values[f"{cell}_layer"] = layer_weights(cell, m, n)
+    defaults = Params()  # the page describes the default pipeline's models
+    for name, counts in fitted_weights(defaults).items():
+        values |= {f"fitted_{name}_{block}": count for block, count in counts.items()}
+    values |= {"fitted_hidden": defaults.rnn_scratch.hidden, "fitted_units": defaults.lstm.units[0]}
+    values["fitted_outputs"] = len(defaults.forecast.horizons)
     return values
 
 

@@ -11,6 +11,8 @@ import pytest
 import pipeline.models.recurrent  # noqa: F401  (chooses Keras' JAX backend before keras is imported)
 from pipeline import lecture
 from pipeline.models.scratch_rnn import ScratchRnn
+from pipeline.params import Params, parse_params
+from pipeline.train import build_models
 from tests.test_models import Y
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +51,32 @@ def test_the_numpy_rnn_has_the_lectures_blocks_plus_biases():
     counts = model.parameter_counts()
     assert {block: counts[block] for block in ("W_xh", "W_hh", "W_hy")} == lecture.rnn_weights(1, 4, 2)
     assert (counts["b_h"], counts["b_y"]) == (4, 2)
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "gru", "lstm"])
+def test_the_fitted_keras_nets_have_the_pages_counts(cell):
+    """Built by the lstm stage at the default params (a tiny fit: counts depend on no data)."""
+    params = parse_params({"lstm": {"cells": [cell], "epochs": 1}, "features": {"n_lags": 5}})
+    (net,) = build_models("lstm", params).values()
+    counts = net.fit(Y[:200]).parameter_counts()
+    expected = lecture.fitted_weights(Params())[cell]
+    assert sum(v for k, v in counts.items() if not k.startswith("dense")) == expected["recurrent"]
+    assert sum(counts.values()) == expected["total"] == lecture.page_values()[f"fitted_{cell}_total"]
+
+
+def test_the_fitted_numpy_rnn_has_the_pages_counts():
+    (rnn,) = build_models(
+        "rnn_scratch", parse_params({"rnn_scratch": {"epochs": 1}, "features": {"n_lags": 5}})
+    ).values()
+    counts = rnn.fit(Y[:200]).parameter_counts()
+    expected = lecture.fitted_weights(Params())["rnn_scratch"]
+    assert counts["W_xh"] + counts["W_hh"] + counts["b_h"] == expected["recurrent"]
+    assert sum(counts.values()) == expected["total"] == lecture.page_values()["fitted_rnn_scratch_total"]
+
+
+def test_an_lstm_layer_of_the_default_units_has_four_mn_plus_n_squared_plus_n():
+    n = Params().lstm.units[0]
+    assert lecture.fitted_weights(Params())["lstm"]["recurrent"] == 4 * (1 * n + n**2 + n)
 
 
 def test_the_page_is_rendered_from_the_code():
