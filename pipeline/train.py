@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import sys
 
+import joblib
 import numpy as np
 
 from pipeline import gradients, io, paths
@@ -150,23 +151,32 @@ def describe(name: str, stage: str, fitted, intervals: dict | None = None, gradi
     }
 
 
-def gradient_profiles(fitted: list[tuple[str, int, object]], prices, folds: dict) -> dict[str, list[float]] | None:
-    """Per series, the normalised gradient profile by lag of its last fold's model over that
-    fold's test windows (`pipeline.gradients`); `None` for a model without `lag_gradients`."""
+def series_profile(model, y, n: int) -> list[float] | None:
+    """The normalised gradient profile by lag of a fitted window model over the windows of the
+    last `n` cutoffs of log prices `y` (`pipeline.gradients`); `None` without `lag_gradients`."""
+    lag_gradients = model.lag_gradients(gradients.forecast_windows(y, n, model.n_lags, model.target))
+    return None if lag_gradients is None else [float(v) for v in gradients.normalised_profile(lag_gradients)]
+
+
+def gradient_profiles(
+    fitted: list[tuple[str, int, object]], prices, folds: dict, n_jobs: int = 1
+) -> dict[str, list[float]] | None:
+    """Per series, `series_profile` of its last fold's model over that fold's test windows;
+    `None` for a model without gradients by lag. Computed on the stage's workers (the joblib
+    backend in effect), where the model's libraries are already imported: Keras and JAX would
+    add 2 s to this process."""
     series = series_from_prices(prices)
     by_key = {(f.unique_id, f.fold): f for f in folds_from_json(folds, series)}
     last = {uid: (model, by_key[uid, fold]) for uid, fold, model in fitted}  # folds come in order
-    out = {}
-    for uid, (model, fold) in last.items():
-        if not isinstance(model, Windowed):
-            return None
-        y = np.log(series[uid].price[: fold.test_end + 1])
-        n = fold.test_end - fold.test_start + 1
-        lag_gradients = model.lag_gradients(gradients.forecast_windows(y, n, model.n_lags, model.target))
-        if lag_gradients is None:
-            return None
-        out[uid] = [float(v) for v in gradients.normalised_profile(lag_gradients)]
-    return out
+    if not all(isinstance(model, Windowed) for model, _ in last.values()):
+        return None
+    profiles = joblib.Parallel(n_jobs=n_jobs)(
+        joblib.delayed(series_profile)(
+            model, np.log(series[uid].price[: fold.test_end + 1]), fold.test_end - fold.test_start + 1
+        )
+        for uid, (model, fold) in last.items()
+    )
+    return None if None in profiles else dict(zip(last, profiles, strict=True))
 
 
 def saved_models(
@@ -209,7 +219,7 @@ def main() -> None:
             if spec is not None and not spec.own(model):  # a forecast from the last day needs its half-widths
                 calibration["half_widths"] = next_half_widths(table, spec)
             manifest, last = saved_models(name, stage, fitted, calibration or None)
-            profiles = gradient_profiles(fitted, prices, folds)
+            profiles = gradient_profiles(fitted, prices, folds, params.parallel.n_jobs)
             description = describe(name, stage, fitted[-1][2], intervals, profiles)
             io.write_table(table, paths.predictions(name), metadata=description)
             store.write(paths.model_directory(name), manifest, last)

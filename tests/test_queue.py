@@ -181,7 +181,8 @@ def test_the_store_holds_each_experiments_runs_once(queued):
     model_runs = [run for run in runs if run.data.tags.get("model")]
     per_output = Counter((run.data.tags["model"], run.data.tags["output_md5"]) for run in model_runs)
     assert set(per_output.values()) == {1}, per_output
-    assert len(model_runs) == 5 + 1 + 1 + 5  # baseline; sklearn; arima; every model after the split change
+    # baseline; sklearn; arima; every model after the split change
+    assert len(model_runs) == len(MODELS) + 1 + 1 + len(MODELS)
 
     by_id = {run.info.run_id: run for run in runs}
     for name in EXPERIMENTS:

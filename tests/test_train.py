@@ -103,6 +103,9 @@ def test_each_series_last_fold_gradient_profile_for_the_models_that_have_one(inp
     (uid,) = prices["unique_id"].unique()
     last = fitted[-1][2]  # the last fold's model, whose test part is the series' last 40 days
     windows = forecast_windows(np.log(series_from_prices(prices)[uid].price), 40, LAGS, "log_return")
-    assert gradient_profiles(fitted, prices, folds) == {uid: list(normalised_profile(last.lag_gradients(windows)))}
+    expected = {uid: list(normalised_profile(last.lag_gradients(windows)))}
+    assert gradient_profiles(fitted, prices, folds) == expected
+    with parallel_backend(ParallelParams(backend="loky", n_jobs=2)):  # on the stage's workers: the same numbers
+        assert gradient_profiles(fitted, prices, folds, n_jobs=2) == expected
     _, fitted = walk_forward(Naive(), prices, folds)
     assert gradient_profiles(fitted, prices, folds) is None
