@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.cli import UserError
-from pipeline.scratch import compare_committed, copy_project, declared_outputs, is_under, make_git_repo
+from pipeline.scratch import compare_committed, copy_project, is_under, make_git_repo, project_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,8 +185,7 @@ def output_md5s(lock: dict) -> dict[str, str]:
 
 
 def main() -> int:
-    dvc_yaml = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    outputs, metrics = declared_outputs(dvc_yaml), declared_outputs(dvc_yaml, kinds=("metrics",))
+    outputs, metrics = project_outputs(ROOT), project_outputs(ROOT, kinds=("metrics",))
     work = Path(tempfile.mkdtemp(prefix="stockcast-repro-"))
     repo = make_git_repo(copy_project(ROOT, work / "repo"))
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "STOCKCAST_TRACKING")}

@@ -12,7 +12,16 @@ from pipeline import io, paths
 from pipeline.cli import UserError, run
 from pipeline.params import load_params
 
-BENCHMARKS = ("arima", "recurrent", "repro", "horizons", "intervals", "scaling", "backends")  # modules of this package
+BENCHMARKS = (
+    "arima",
+    "recurrent",
+    "repro",
+    "horizons",
+    "intervals",
+    "scaling",
+    "backends",
+    "lecture",
+)  # modules of this package
 OUTPUT = paths.REPORTS / "bench.json"
 
 

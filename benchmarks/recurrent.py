@@ -2,7 +2,7 @@
 
     python -m benchmarks recurrent
 
-Both train the same layers (`lstm.*`: cell, units, dropout, Adam at `lstm.learning_rate`, batch
+Both train the same layers (`lstm.*`: the first of `lstm.cells`, units, dropout, Adam at `lstm.learning_rate`, batch
 `lstm.batch_size`) on the same 4,000 windows of 60 lags: the last 4,061 prices of the project's
 first series, log returns standardised, the last `lstm.validation_fraction` of the windows held
 out for validation. The pipeline's side is `Recurrent.fit` (windows, scaling, early stopping,
@@ -69,7 +69,7 @@ def pipeline_fit(log_price: np.ndarray, params: Params, epochs: int) -> None:
     """`Recurrent.fit` for `epochs` epochs (patience = epochs: early stopping cannot end it sooner)."""
     p = params.lstm
     Recurrent(
-        cell=p.cell,
+        cell=p.cells[0],
         units=tuple(p.units),
         dropout=p.dropout,
         epochs=epochs,
@@ -93,7 +93,7 @@ def minimal_fit(log_price: np.ndarray, params: Params, epochs: int) -> None:
     n_val = round(len(y) * p.validation_fraction)
     keras.utils.set_random_seed(p.seed)
     layers = [keras.Input((N_LAGS, 1))]
-    cell = getattr(keras.layers, CELLS[p.cell])
+    cell = getattr(keras.layers, CELLS[p.cells[0]])
     layers += [cell(u, dropout=p.dropout, return_sequences=i < len(p.units) - 1) for i, u in enumerate(p.units)]
     model = keras.Sequential([*layers, keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=p.learning_rate), loss="mse")
@@ -126,7 +126,7 @@ def run(params: Params) -> Result:
     p = params.lstm
     base = steady["minimal Keras model.fit"]
     result = Result(
-        title=f"Recurrent net, one epoch: {p.cell} {list(p.units)}, {N_WINDOWS} windows x {N_LAGS} lags of {uid}, "
+        title=f"Recurrent net, one epoch: {p.cells[0]} {list(p.units)}, {N_WINDOWS} windows x {N_LAGS} lags of {uid}, "
         f"batch {p.batch_size}, Keras on {keras.backend.backend()}",
         columns=[
             "training code",

@@ -22,12 +22,14 @@ horizon (h=1 by default) stands for "one step" wherever a single figure is repor
 - `reports/evaluation.json`: what does not belong in the contract: per-fold scores, pairwise DM
   tests, the intervals' pinball loss, each model's interval method (from its table's metadata),
   parameter counts, directional-accuracy day counts, at the shortest horizon and under
-  `by_horizon."<h>"` for every horizon.
+  `by_horizon."<h>"` for every horizon; and `gradient_by_lag`, per model whose stage computed
+  one (the recurrent nets, ridge), its gradient profile by lag and where it vanishes.
 - `reports/leaderboard.md`: all of it for a person, with plain-words verdicts, and the ADF tests
   and seasonal strength of the diagnostics stage (`reports/diagnostics/`).
 - `reports/plots/`: PNGs under `images/`, and the data of the DVC plots as CSV: the one-step
   figures per series and fold, RMSE / naive against the horizon (`skill_by_horizon`), nominal
-  against empirical coverage (`calibration`) and each series' champion with its bands (`fan_*`).
+  against empirical coverage (`calibration`), each series' champion with its bands (`fan_*`) and
+  the gradient of the forecast by lag (`gradient_by_lag`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import io, leaderboard, metrics, paths, plots
+from pipeline import gradients, io, leaderboard, metrics, paths, plots
 from pipeline.cli import UserError, run
 from pipeline.params import EvaluateParams, load_params
 from pipeline.scoring import (
@@ -168,6 +170,7 @@ def evaluation_report(rows: pd.DataFrame, descriptions: dict[str, dict]) -> dict
         "models": model_details(rows, descriptions),
         "folds": fold_report(first),
         "dm_pairwise": pairwise_dm(first),
+        "gradient_by_lag": gradients.gradient_report(descriptions),
         "by_horizon": {
             str(h): {"models": horizon_details(group), "folds": fold_report(group), "dm_pairwise": pairwise_dm(group)}
             for h, group in rows.groupby("h", sort=True)
@@ -235,6 +238,14 @@ def fan_frame(rows: pd.DataFrame, model: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
+def gradient_frame(report: dict) -> pd.DataFrame:
+    """`lag`, `model`, `gradient`: each model's normalised profile (`evaluation.json`'s `gradient_by_lag`)."""
+    rows = [
+        (lag, model, value) for model, entry in report.items() for lag, value in enumerate(entry["profile"], start=1)
+    ]
+    return pd.DataFrame(rows, columns=["lag", "model", "gradient"])
+
+
 def fold_rmse_frame(folds: dict) -> pd.DataFrame:
     """`fold`, `model`, `rmse`, `rmse_vs_naive` (NaN where undefined) from `fold_report`'s result."""
     rows = [
@@ -254,6 +265,7 @@ def write_plots(
     folds: dict,
     skill: pd.DataFrame,
     calibration: pd.DataFrame,
+    gradient: pd.DataFrame,
     champion: dict[str, str],
     params: EvaluateParams,
     root: Path,
@@ -262,7 +274,8 @@ def write_plots(
     """Write every figure (PNG) and DVC plot data file (CSV) under `root`; remove stale ones.
 
     `rows` are one horizon's (the one-step figures), `folds` its `fold_report`, `skill` and
-    `calibration` the `skill_frame` and `calibration_frame` of every horizon, `champion` each
+    `calibration` the `skill_frame` and `calibration_frame` of every horizon, `gradient` the
+    `gradient_frame` (empty without recurrent models or ridge), `champion` each
     series' champion at `rows`' horizon, whose fan chart is drawn where it has intervals.
     Figures are drawn on `n_jobs` processes when there are many (three or four per series).
     Returns the PNG paths in the order the leaderboard lists them.
@@ -289,6 +302,9 @@ def write_plots(
     csv(calibration, root / f"{plots.CALIBRATION}.csv")  # header only without intervals: the DVC plot stays valid
     if len(calibration):
         png(plots.calibration_figure, calibration, colors, name=f"{plots.CALIBRATION}.png")
+    csv(gradient, root / f"{plots.GRADIENT_BY_LAG}.csv")  # header only without profiles, as calibration
+    if len(gradient):
+        png(plots.gradient_figure, gradient, colors, gradients.VANISHED, name=f"{plots.GRADIENT_BY_LAG}.png")
     for uid, series in rows.groupby("unique_id", sort=True):
         last = last_fold_frame(series)
         csv(last, root / "forecast" / f"{uid}.csv")
@@ -349,6 +365,7 @@ def main() -> None:
         details["folds"],
         skill_frame(report),
         calibration_frame(report),
+        gradient_frame(details["gradient_by_lag"]),
         champions(report),
         params,
         paths.PLOTS,

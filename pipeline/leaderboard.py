@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import plots, scoring
+from pipeline import gradients, plots, scoring
 
 
 @functools.cache
@@ -48,6 +48,7 @@ def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Se
     lines += _skill(ranked, models, horizons, baseline, alpha, images)
     lines += _parameters(ranked, details)
     lines += _intervals(ranked, models, details, horizons, images)
+    lines += _gradients(details["gradient_by_lag"], list(report["series"]), images)
     lines += ["## By series", ""]
     chosen = {h: scoring.champions(report, h) for h in horizons}
     for uid, by_model in report["series"].items():
@@ -214,6 +215,36 @@ def _parameters(order: list[str], details: dict) -> list[str]:
         blocks = ", ".join(f"{name} {count:,}" for name, count in d["parameter_counts"].items()) or "-"
         lines.append(f"| {model} | {'n/a' if d['n_params'] is None else format(d['n_params'], ',')} | {blocks} |")
     return lines + [""]
+
+
+def _gradients(report: dict, series: list[str], images: Sequence[Path]) -> list[str]:
+    """The gradient-by-lag section: the figure, a table of each model's profile and one sentence
+    per model, from the numbers; nothing without a model that has a profile."""
+    if not report:
+        return []
+    words = text()["gradients"]
+    n_lags = max(len(entry["profile"]) for entry in report.values())
+    pct = f"{gradients.VANISHED:.0%}"
+    lags = sorted({int(k) for entry in report.values() for k in entry["at_lags"]})
+    lines = ["## Gradients by lag", "", words["intro"].format(pct=pct, n_lags=n_lags), ""]
+    figure = [path for path in images if path.stem == plots.GRADIENT_BY_LAG]
+    lines += [f"![gradient of the forecast by lag]({path.as_posix()})" for path in figure]
+    lines += [""] if figure else []
+    lines += ["| model | below " + pct + " from lag | " + " | ".join(f"lag {k}" for k in lags) + " |"]
+    lines += ["|---|---:|" + "---:|" * len(lags)]
+    for model, entry in report.items():
+        vanished = "-" if entry["vanishing_lag"] is None else str(entry["vanishing_lag"])
+        values = " | ".join(_sig(entry["at_lags"].get(str(k))) for k in lags)
+        lines.append(f"| {model} | {vanished} | {values} |")
+    parts = []
+    for model, entry in sorted(report.items(), key=lambda item: (item[1]["vanishing_lag"] or n_lags + 1, item[0])):
+        profile = entry["profile"]
+        if entry["vanishing_lag"] is None:
+            parts.append(words["kept"].format(model=model, n_lags=len(profile), last=_sig(profile[-1])))
+        else:
+            parts.append(words["vanished"].format(model=model, pct=pct, lag=entry["vanishing_lag"]))
+    lines += ["", words["finding"].format(series=", ".join(series), parts="; ".join(parts)), ""]
+    return lines
 
 
 def _intervals(order: list[str], models: dict, details: dict, horizons: list[int], images: Sequence[Path]) -> list[str]:

@@ -163,7 +163,7 @@ class SklearnParams(_Section):
 
 
 class LstmParams(_Section):
-    cell: Cell = "lstm"
+    cells: list[Cell] = ["lstm"]  # each its own stage and table, named after the cell, on the same folds
     units: list[int] = [32]  # one entry per stacked layer
     dropout: float = 0.0
     epochs: int = Field(20, ge=1)  # upper bound; early stopping usually ends sooner
@@ -176,9 +176,27 @@ class LstmParams(_Section):
     strategy: Literal["mimo", "recursive"] = "mimo"  # one output per horizon, or the one-step net fed back
 
     def _check(self) -> None:
+        _require(bool(self.cells), "cells", f"must list at least one of {', '.join(CELLS)}")
+        _require(len(set(self.cells)) == len(self.cells), "cells", f"lists a cell twice: {self.cells}")
         _require(len(self.units) >= 1, "units", "must list at least one layer size")
         _require(all(u >= 1 for u in self.units), "units", f"every layer needs >= 1 unit, got {self.units}")
         _require(0 <= self.dropout < 1, "dropout", f"must be in [0, 1), got {self.dropout}")
+        fraction = self.validation_fraction
+        _require(0 < fraction < 1, "validation_fraction", f"must be between 0 and 1, got {fraction}")
+
+
+class RnnScratchParams(_Section):
+    hidden: int = Field(16, ge=1)  # tanh units of the one recurrent layer
+    epochs: int = Field(10, ge=1)  # upper bound; early stopping usually ends sooner
+    batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(0.01, gt=0)  # Adagrad's step
+    clip: float = Field(5.0, gt=0)  # each gradient clipped elementwise to [-clip, clip]
+    patience: int = Field(3, ge=0)  # epochs without val_loss improvement before stopping
+    validation_fraction: float = 0.1  # last part of each train window used for early stopping
+    seed: int = 0
+    strategy: Literal["mimo", "recursive"] = "mimo"  # one output per horizon, or the one-step net fed back
+
+    def _check(self) -> None:
         fraction = self.validation_fraction
         _require(0 < fraction < 1, "validation_fraction", f"must be between 0 and 1, got {fraction}")
 
@@ -212,6 +230,7 @@ class Params(BaseModel):
     arima: ArimaParams = Field(default_factory=ArimaParams)
     sklearn: SklearnParams = Field(default_factory=SklearnParams)
     lstm: LstmParams = Field(default_factory=LstmParams)
+    rnn_scratch: RnnScratchParams = Field(default_factory=RnnScratchParams)
     diagnostics: DiagnosticsParams = Field(default_factory=DiagnosticsParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     mlflow: MlflowParams = Field(default_factory=MlflowParams)
@@ -290,6 +309,8 @@ def _expected(hint: Any) -> str:
         return " or ".join(_expected(option) for option in args)
     if origin is Literal:
         return f"one of {', '.join(args)}" if len(args) > 1 else args[0]
+    if origin is list and typing.get_origin(args[0]) is Literal:
+        return f"a list of {', '.join(typing.get_args(args[0]))}"  # lstm.cells: a list of lstm, gru, simple_rnn
     if origin is list:
         return f"a list of {_NAMES[args[0]].split()[-1]}s"  # integers, strings
     if origin is dict:

@@ -19,6 +19,7 @@ from pipeline import io
 ACTUAL = "actual"  # the line label of the observed price in forecast frames
 SKILL_BY_HORIZON = "skill_by_horizon"  # the stem of the skill-by-horizon figure and its plot data
 CALIBRATION = "calibration"  # the stem of the interval calibration figure and its plot data
+GRADIENT_BY_LAG = "gradient_by_lag"  # the stem of the gradient-by-lag figure and its plot data
 MIN_TASKS_PER_PROCESS = 8  # per-series work goes to processes only above this
 
 
@@ -90,6 +91,27 @@ def skill_figure(frame: pd.DataFrame, colors: dict[str, str], baseline: str) -> 
     ax.set_xticks(sorted(frame["h"].unique()))
     ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
+    return figure
+
+
+def gradient_figure(frame: pd.DataFrame, colors: dict[str, str], vanished: float) -> Figure:
+    """Each model's normalised gradient of the forecast by lag, on a log scale (a vanishing
+    gradient falls geometrically: a straight line), with the `vanished` fraction dashed: `frame`
+    has `lag`, `model` and `gradient` columns."""
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    ax = figure.subplots()
+    for model, rows in frame.groupby("model", sort=True):
+        shown = rows[rows["gradient"] > 0]  # a zero has no place on a log axis
+        ax.plot(shown["lag"], shown["gradient"], color=colors[model], marker=".", linewidth=1, label=model)
+    ax.axhline(vanished, color="black", linewidth=0.8, linestyle="--", label=f"{vanished:.0%} of the largest")
+    ax.set_yscale("log")
+    ax.set(
+        title="Gradient of the forecast by lag, over the last fold's test windows",
+        xlabel="lag k (trading days before the cutoff)",
+        ylabel="mean |d forecast / d lag k|, largest = 1",
+    )
+    ax.legend(loc="best", fontsize="small")
+    ax.grid(alpha=0.3, which="both")
     return figure
 
 

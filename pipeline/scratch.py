@@ -43,22 +43,53 @@ TOLERANCE = f"rel. tol. {REL_TOL:g}; in CSV and text, plus one unit in a rounded
 SHOWN = 20  # differences listed in a failure message
 
 
-def declared_outputs(dvc_yaml: dict, kinds: tuple[str, ...] = OUTPUT_KINDS) -> list[str]:
+def declared_outputs(dvc_yaml: dict, kinds: tuple[str, ...] = OUTPUT_KINDS, params: dict | None = None) -> list[str]:
     """The paths (relative to the project root) that `dvc.yaml`'s stages declare under `kinds`,
-    in file order. Raises UserError for a templated path (`${...}`, `foreach`/`matrix`), which
-    this reader does not expand: better a loud failure than a copy that holds stale outputs."""
+    in file order. A `foreach` stage is expanded over its items, a list or `${section.key}` of
+    `params` (params.yaml's content), with `${item}` substituted. Raises UserError for any other
+    template (`${...}` left in a path, `matrix`, dict items), which this reader does not expand:
+    better a loud failure than a copy that holds stale outputs."""
     paths = []
     for name, stage in (dvc_yaml or {}).get("stages", {}).items():
-        if "do" in stage or "matrix" in stage:
-            raise UserError(f"dvc.yaml: stage {name}: foreach/matrix stages are not supported by pipeline.scratch")
-        wdir = stage.get("wdir", ".")
-        for kind in kinds:
-            for entry in stage.get(kind, []):
-                path = next(iter(entry)) if isinstance(entry, dict) else entry
-                if "${" in str(path) or "${" in str(wdir):
-                    raise UserError(f"dvc.yaml: stage {name}: {kind} {path}: templated paths are not supported")
-                paths.append(posixpath.normpath(posixpath.join(wdir, str(path))))
+        if "matrix" in stage:
+            raise UserError(f"dvc.yaml: stage {name}: matrix stages are not supported by pipeline.scratch")
+        expanded = [(item, stage["do"]) for item in _foreach_items(name, stage, params or {})] if "do" in stage else []
+        for item, body in expanded or [(None, stage)]:
+            wdir = body.get("wdir", ".")
+            for kind in kinds:
+                for entry in body.get(kind, []):
+                    path = str(next(iter(entry)) if isinstance(entry, dict) else entry)
+                    path = path if item is None else path.replace("${item}", str(item))
+                    if "${" in path or "${" in str(wdir):
+                        raise UserError(f"dvc.yaml: stage {name}: {kind} {path}: templated paths are not supported")
+                    paths.append(posixpath.normpath(posixpath.join(wdir, path)))
     return paths
+
+
+def _foreach_items(name: str, stage: dict, params: dict) -> list:
+    """The items of a `foreach` stage: its list, or the params list `${section.key}` names."""
+    items = stage.get("foreach")
+    reference = re.fullmatch(r"\$\{([\w.]+)\}", items) if isinstance(items, str) else None
+    if reference is not None:
+        items = params
+        for key in reference.group(1).split("."):
+            items = items.get(key) if isinstance(items, dict) else None
+    if not isinstance(items, list) or not all(isinstance(item, (str, int)) for item in items):
+        raise UserError(
+            f"dvc.yaml: stage {name}: foreach {stage.get('foreach')!r}: only a list of names, or ${{section.key}} "
+            "of one in params.yaml, is supported by pipeline.scratch"
+        )
+    return items
+
+
+def project_outputs(root: Path, kinds: tuple[str, ...] = OUTPUT_KINDS) -> list[str]:
+    """`declared_outputs` of the project at `root` (its dvc.yaml, foreach stages expanded by its
+    params.yaml); `[]` without a dvc.yaml."""
+    root = Path(root)
+    if not (root / "dvc.yaml").exists():
+        return []
+    params = yaml.safe_load((root / "params.yaml").read_text()) if (root / "params.yaml").exists() else {}
+    return declared_outputs(yaml.safe_load((root / "dvc.yaml").read_text()), kinds, params)
 
 
 def is_under(path: str, roots: list[str]) -> bool:
@@ -83,8 +114,7 @@ def copy_project(source_root: Path, dest: Path, *, keep_outputs: bool = False) -
     file `listed_files` names, minus the outputs `dvc.yaml` declares unless `keep_outputs`.
     Files deleted from the worktree but still tracked are skipped; symlinks stay symlinks."""
     source_root, dest = Path(source_root), Path(dest)
-    dvc_yaml = source_root / "dvc.yaml"
-    outputs = declared_outputs(yaml.safe_load(dvc_yaml.read_text())) if dvc_yaml.exists() else []
+    outputs = project_outputs(source_root)
     dest.mkdir(parents=True, exist_ok=True)
     for name in listed_files(source_root):
         source, target = source_root / name, dest / name

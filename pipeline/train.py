@@ -1,14 +1,17 @@
-"""Stages `naive`, `arima`, `sklearn`, `lstm`: walk-forward forecasts of one model family.
+"""Stages `naive`, `arima`, `sklearn`, `lstm`, `rnn_scratch`: walk-forward forecasts of one model family.
 
-    python -m pipeline.train naive     # -> data/predictions/{naive,drift}.parquet, models/{naive,drift}/
-    python -m pipeline.train arima     # params: arima.*            -> .../arima.parquet, models/arima/
-    python -m pipeline.train sklearn   # params: sklearn.*, features.*  (reads data/windows.parquet)
-    python -m pipeline.train lstm      # params: lstm.*, features.*     (reads data/windows.parquet)
+    python -m pipeline.train naive        # -> data/predictions/{naive,drift}.parquet, models/{naive,drift}/
+    python -m pipeline.train arima        # params: arima.*            -> .../arima.parquet, models/arima/
+    python -m pipeline.train sklearn      # params: sklearn.*, features.*  (reads data/windows.parquet)
+    python -m pipeline.train lstm         # params: lstm.*, features.*: one table per cell in lstm.cells
+    python -m pipeline.train lstm gru     # the one model `gru` of the stage (dvc.yaml runs a cell a stage)
+    python -m pipeline.train rnn_scratch  # params: rnn_scratch.*, features.*: the NumPy vanilla RNN
 
 Every family runs through the same loop (`pipeline.walkforward`) on the same folds and writes
 the same table shape; the table's file stem is the model's name on the leaderboard. Each
 series' last-fold model is saved under `models/<name>/` (`pipeline.models.store`), what the
-forecast command and the tracking stage read.
+forecast command and the tracking stage read. A model with gradients by lag (the recurrent nets,
+ridge) has each series' last-fold profile in its table's metadata (`pipeline.gradients`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ from __future__ import annotations
 import functools
 import sys
 
-from pipeline import io, paths
+import joblib
+import numpy as np
+
+from pipeline import gradients, io, paths
 from pipeline.cli import UserError, run
 from pipeline.models import store
+from pipeline.models.windowed import Windowed
 from pipeline.parallel import parallel_backend, warm_up
 from pipeline.params import Params, load_params
-from pipeline.walkforward import Intervals, next_half_widths, walk_forward
+from pipeline.walkforward import Intervals, folds_from_json, next_half_widths, series_from_prices, walk_forward
 
 # stage -> the params sections its models depend on (beside the prices and folds): recorded
 # with each model, and what dvc.yaml lists for the stage.
@@ -30,6 +37,7 @@ SECTIONS = {
     "arima": ("data", "forecast", "intervals", "split", "arima"),
     "sklearn": ("data", "features", "forecast", "intervals", "split", "sklearn"),
     "lstm": ("data", "features", "forecast", "intervals", "split", "lstm"),
+    "rnn_scratch": ("data", "features", "forecast", "intervals", "split", "rnn_scratch"),
 }
 
 
@@ -62,12 +70,33 @@ def build_models(stage: str, params: Params) -> dict:
         return {
             "sklearn": Regressor(estimator, n_lags=f.n_lags, target=f.target, horizons=horizons, strategy=p.strategy)
         }
+    if stage == "rnn_scratch":
+        from pipeline.models.scratch_rnn import ScratchRnn
+
+        p, f = params.rnn_scratch, params.features
+        return {
+            "rnn_scratch": ScratchRnn(
+                hidden=p.hidden,
+                epochs=p.epochs,
+                batch_size=p.batch_size,
+                learning_rate=p.learning_rate,
+                clip=p.clip,
+                patience=p.patience,
+                validation_fraction=p.validation_fraction,
+                seed=p.seed,
+                n_lags=f.n_lags,
+                target=f.target,
+                horizons=horizons,
+                strategy=p.strategy,
+            )
+        }
     from pipeline.models.recurrent import Recurrent
 
     p, f = params.lstm, params.features
+    # One model per cell, named after it: the tables lstm, gru and simple_rnn side by side.
     return {
-        "lstm": Recurrent(
-            cell=p.cell,
+        cell: Recurrent(
+            cell=cell,
             units=tuple(p.units),
             dropout=p.dropout,
             epochs=p.epochs,
@@ -82,6 +111,7 @@ def build_models(stage: str, params: Params) -> dict:
             horizons=horizons,
             strategy=p.strategy,
         )
+        for cell in p.cells
     }
 
 
@@ -106,10 +136,10 @@ def interval_metadata(model, spec: Intervals | None) -> dict | None:
     return {"method": method, "levels": list(spec.levels), "gamma": spec.gamma if method == "aci" else None}
 
 
-def describe(name: str, stage: str, fitted, intervals: dict | None = None) -> dict:
+def describe(name: str, stage: str, fitted, intervals: dict | None = None, gradient_by_lag: dict | None = None) -> dict:
     """What the leaderboard says of a model beside its scores, stored in its table's metadata:
-    the trainable parameters of the last fold's model, by weight block and in total, and how its
-    intervals were made."""
+    the trainable parameters of the last fold's model, by weight block and in total, how its
+    intervals were made, and per series its last fold's gradient profile by lag (or null)."""
     counts = fitted.parameter_counts()
     return {
         "model": name,
@@ -117,7 +147,36 @@ def describe(name: str, stage: str, fitted, intervals: dict | None = None) -> di
         "n_params": int(sum(counts.values())),
         "parameter_counts": counts,
         "intervals": intervals,
+        "gradient_by_lag": gradient_by_lag,
     }
+
+
+def series_profile(model, y, n: int) -> list[float] | None:
+    """The normalised gradient profile by lag of a fitted window model over the windows of the
+    last `n` cutoffs of log prices `y` (`pipeline.gradients`); `None` without `lag_gradients`."""
+    lag_gradients = model.lag_gradients(gradients.forecast_windows(y, n, model.n_lags, model.target))
+    return None if lag_gradients is None else [float(v) for v in gradients.normalised_profile(lag_gradients)]
+
+
+def gradient_profiles(
+    fitted: list[tuple[str, int, object]], prices, folds: dict, n_jobs: int = 1
+) -> dict[str, list[float]] | None:
+    """Per series, `series_profile` of its last fold's model over that fold's test windows;
+    `None` for a model without gradients by lag. Computed on the stage's workers (the joblib
+    backend in effect), where the model's libraries are already imported: Keras and JAX would
+    add 2 s to this process."""
+    series = series_from_prices(prices)
+    by_key = {(f.unique_id, f.fold): f for f in folds_from_json(folds, series)}
+    last = {uid: (model, by_key[uid, fold]) for uid, fold, model in fitted}  # folds come in order
+    if not all(isinstance(model, Windowed) for model, _ in last.values()):
+        return None
+    profiles = joblib.Parallel(n_jobs=n_jobs)(
+        joblib.delayed(series_profile)(
+            model, np.log(series[uid].price[: fold.test_end + 1]), fold.test_end - fold.test_start + 1
+        )
+        for uid, (model, fold) in last.items()
+    )
+    return None if None in profiles else dict(zip(last, profiles, strict=True))
 
 
 def saved_models(
@@ -132,15 +191,20 @@ def saved_models(
 
 
 def main() -> None:
-    if len(sys.argv) != 2 or sys.argv[1] not in SECTIONS:
-        raise UserError(f"usage: python -m pipeline.train {{{'|'.join(SECTIONS)}}}")
+    if len(sys.argv) not in (2, 3) or sys.argv[1] not in SECTIONS:
+        raise UserError(f"usage: python -m pipeline.train {{{'|'.join(SECTIONS)}}} [model]")
     stage = sys.argv[1]
     params = load_params()
+    names = list(build_models(stage, params))
+    if len(sys.argv) == 3 and sys.argv[2] not in names:
+        raise UserError(f"pipeline.train {stage}: no model {sys.argv[2]!r} (this stage runs {', '.join(names)})")
     with parallel_backend(params.parallel):  # one pool or cluster for all of the stage's models
         warming = warm_up(functools.partial(prepare, stage, params), params.parallel.n_jobs)
         prices = io.read_table(paths.PRICES, ["unique_id", "ds"])
         folds = io.read_json(paths.FOLDS)
         models = build_models(stage, params)
+        if len(sys.argv) == 3:
+            models = {sys.argv[2]: models[sys.argv[2]]}
         for _ in warming:
             pass
         for name, model in models.items():
@@ -155,7 +219,9 @@ def main() -> None:
             if spec is not None and not spec.own(model):  # a forecast from the last day needs its half-widths
                 calibration["half_widths"] = next_half_widths(table, spec)
             manifest, last = saved_models(name, stage, fitted, calibration or None)
-            io.write_table(table, paths.predictions(name), metadata=describe(name, stage, fitted[-1][2], intervals))
+            profiles = gradient_profiles(fitted, prices, folds, params.parallel.n_jobs)
+            description = describe(name, stage, fitted[-1][2], intervals, profiles)
+            io.write_table(table, paths.predictions(name), metadata=description)
             store.write(paths.model_directory(name), manifest, last)
             print(f"{stage}: {len(table)} forecasts -> {paths.predictions(name)}, {paths.model_directory(name)}/")
 

@@ -1,4 +1,7 @@
-"""dvc.yaml lists, for every stage, exactly the code it runs: its module and what that imports."""
+"""dvc.yaml lists, for every stage, exactly the code it runs: its module and what that imports.
+
+A `foreach` stage (`lstm`: one per cell in `lstm.cells`) is checked by its `do:` template, the
+same for every cell."""
 
 import ast
 from pathlib import Path
@@ -7,15 +10,20 @@ import pytest
 import yaml
 
 from pipeline.models.store import FAMILIES
+from pipeline.params import LstmParams
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+# foreach stages by their `do:` template
+STAGES = {
+    name: stage.get("do", stage) for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items()
+}
 # `pipeline.train <family>` imports one model family's module (lazily, by family).
 FAMILY = {
     "naive": "pipeline.models.naive",
     "arima": "pipeline.models.arima",
     "sklearn": "pipeline.models.regressor",
     "lstm": "pipeline.models.recurrent",
+    "rnn_scratch": "pipeline.models.scratch_rnn",
 }
 
 
@@ -78,3 +86,28 @@ def test_stage_lists_exactly_the_code_it_imports(stage):
     expected -= {"pipeline/__init__.py"}
     listed = {dep for dep in STAGES[stage]["deps"] if dep.startswith("pipeline/")}
     assert listed == expected
+
+
+def test_each_cell_is_its_own_stage_reading_every_lstm_key_but_the_list_of_cells():
+    """Adding a cell to `lstm.cells` must not rerun the cells already there: their stages read
+    every other `lstm` key, each by name."""
+    raw = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["lstm"]
+    assert raw["foreach"] == "${lstm.cells}"
+    assert raw["do"]["cmd"] == "python -m pipeline.train lstm ${item}"
+    assert set(raw["do"]["outs"]) == {"data/predictions/${item}.parquet", "models/${item}"}
+    listed = {key for key in raw["do"]["params"] if key.startswith("lstm")}
+    assert listed == {f"lstm.{key}" for key in LstmParams.model_fields if key != "cells"}
+
+
+def test_the_lock_has_exactly_the_stages_of_the_default_params():
+    """DVC keeps a lock entry of a stage that no longer exists (a cell an experiment added, a
+    renamed stage); the reproducibility check in CI would fail on it."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    expected = set()
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        if "foreach" not in stage:
+            expected.add(name)
+            continue
+        section, key = stage["foreach"].removeprefix("${").removesuffix("}").split(".")
+        expected |= {f"{name}@{item}" for item in params[section][key]}
+    assert set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]) == expected

@@ -239,8 +239,8 @@ CASES = [
     ),
     Case(
         "unknown-cell",
-        ("params.yaml", "lstm.cell", "expected one of lstm"),
-        params={"lstm": {"cell": "transformer"}},
+        ("params.yaml", "lstm.cells", "expected a list of lstm"),
+        params={"lstm": {"cells": ["transformer"]}},
         stages=(("train", "lstm"),),
     ),
     Case(

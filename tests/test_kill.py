@@ -36,6 +36,7 @@ PARAMS = {
     "split": {"n_windows": 2, "test_size": 10},
     "parallel": {"n_jobs": 1},  # tasks in the stage's own process, where the harness kills
     "lstm": {"units": [2], "epochs": 2},
+    "rnn_scratch": {"hidden": 2, "epochs": 2},
     "diagnostics": {"seasonal_period": 20},
 }
 ENV = {"STOCKCAST_TRACKING": "off"}  # tracking writes nothing DVC tracks; it only costs time here
@@ -104,7 +105,8 @@ KILLS = [
     (("pipeline.train", "naive"), "pipeline.models.store:write", "2"),  # models/naive in place, models/drift not
     (("pipeline.train", "arima"), "pipeline.walkforward:forecast_fold", "2"),  # mid walk-forward
     (("pipeline.train", "sklearn"), "pipeline.walkforward:forecast_fold", "2"),
-    (("pipeline.train", "lstm"), "pipeline.walkforward:forecast_fold", "2"),
+    (("pipeline.train", "lstm", "lstm"), "pipeline.walkforward:forecast_fold", "2"),  # the stage lstm@lstm
+    (("pipeline.train", "rnn_scratch"), "pipeline.walkforward:forecast_fold", "2"),
     (("pipeline.track",), "pipeline.tracking.flavours:log_forecaster", "2"),  # mid logging, tracking on
     (("pipeline.evaluate",), "reports/plots/images/rmse_by_fold.png", "full-temp"),  # inside a directory output
     (("pipeline.evaluate",), "reports/metrics.json", "empty-temp"),

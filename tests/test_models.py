@@ -26,6 +26,7 @@ from pipeline.models.arima import Arima
 from pipeline.models.naive import Drift, Naive
 from pipeline.models.recurrent import Recurrent
 from pipeline.models.regressor import ESTIMATORS, RIDGE_ALPHAS, Regressor, make_estimator
+from pipeline.models.scratch_rnn import ScratchRnn
 from pipeline.models.windowed import horizon_targets
 from pipeline.walkforward import PREDICTION_COLUMNS, Fold, Series, forecast_fold
 
@@ -38,6 +39,7 @@ N_TRAIN, N_TEST = 700, 200
 LAGS = 5
 H = (1, 5, 20)
 TINY_NET = {"units": (4,), "epochs": 4, "batch_size": 32, "learning_rate": 0.01, "patience": 2, "n_lags": LAGS}
+TINY_SCRATCH = {"hidden": 4, "epochs": 10, "batch_size": 32, "learning_rate": 0.05, "n_lags": LAGS}
 
 # name -> (factory of the unfitted model, whether it learns: learning models must beat naive)
 MODELS = {
@@ -69,6 +71,8 @@ MODELS = {
     "lstm_recursive": (lambda: Recurrent(cell="lstm", horizons=H, strategy="recursive", **TINY_NET), True),
     "gru": (lambda: Recurrent(cell="gru", horizons=H, **TINY_NET), True),
     "simple_rnn": (lambda: Recurrent(cell="simple_rnn", horizons=(1,), **TINY_NET), True),
+    "rnn_scratch": (lambda: ScratchRnn(horizons=H, **TINY_SCRATCH), True),
+    "rnn_scratch_recursive": (lambda: ScratchRnn(horizons=H, strategy="recursive", **TINY_SCRATCH), True),
 }
 
 
@@ -229,6 +233,9 @@ COUNTS = {
         "dense W_hy": 4,
         "dense bias": 1,
     },
+    # The lecture's blocks: 4 hidden units on 1 input, one output per horizon (mimo) or one.
+    "rnn_scratch": {"W_xh": 4, "W_hh": 16, "b_h": 4, "W_hy": 4 * 3, "b_y": 3},
+    "rnn_scratch_recursive": {"W_xh": 4, "W_hh": 16, "b_h": 4, "W_hy": 4, "b_y": 1},
 }
 
 
@@ -236,6 +243,22 @@ def test_parameter_counts(case):
     if case.name not in COUNTS:
         pytest.skip("counts that depend on the data (order search, tree sizes) or none")
     assert case.model.parameter_counts() == COUNTS[case.name]
+
+
+# The families with a gradient by lag: the recurrent nets and the linear regressors.
+WITHOUT_GRADIENTS = {"naive", "drift", "arima_fixed", "arima_auto", "random_forest", "hist_gradient_boosting", "mlp"}
+
+
+def test_lag_gradients_are_one_finite_row_per_window_or_none(case):
+    windows = np.diff(Y)[:LAGS][::-1] + np.zeros((3, 1))  # three copies of one real window, lag_1 first
+    gradients = case.model.lag_gradients(windows)
+    if case.name in WITHOUT_GRADIENTS:
+        assert gradients is None
+        return
+    assert gradients.shape == (3, LAGS) and np.isfinite(gradients).all()
+    # A window's gradient depends on that window alone (to float32 rounding in the Keras nets).
+    assert np.allclose(gradients[0], gradients[2], rtol=1e-5, atol=0)
+    assert np.abs(gradients).max() > 0
 
 
 # Beyond the table: what only some families have.

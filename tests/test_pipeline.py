@@ -14,6 +14,7 @@ TINY = {
     "split": {"n_windows": 2, "test_size": 20},
     "parallel": {"n_jobs": 1},
     "lstm": {"units": [2], "epochs": 2},
+    "rnn_scratch": {"hidden": 2, "epochs": 2},
     "diagnostics": {"seasonal_period": 20},
 }
 OFF = {"STOCKCAST_TRACKING": "off"}  # the tracking stage runs, and logs nothing: tests/test_tracking.py logs
@@ -47,7 +48,7 @@ def repro(tmp_path_factory):
     repo = copy_repo(tmp_path_factory.mktemp("e2e"))
     _configure(repo, TINY)
     git_init(repo)
-    assert len(_ran(run_in(repo, "dvc", "repro", env=OFF))) == 10
+    assert len(_ran(run_in(repo, "dvc", "repro", env=OFF))) == 11
     return repo
 
 
@@ -71,6 +72,7 @@ def test_first_stages_write_the_contract_tables(repro):
         "drift",
         "lstm",
         "naive",
+        "rnn_scratch",
         "sklearn",
     ]
 
@@ -90,24 +92,43 @@ def test_a_cold_rerun_gives_byte_identical_outputs(repro):
     for name in FIRST_STAGES:
         (repro / name).unlink()
     assert _ran(run_in(repro, "dvc", "repro", "--force", "naive", env=OFF)) == {"ingest", "split", "naive"}
-    assert _ran(run_in(repro, "dvc", "repro", "--force", env=OFF)) >= {"sklearn", "lstm", "arima"}
+    assert _ran(run_in(repro, "dvc", "repro", "--force", env=OFF)) >= {"sklearn", "lstm@lstm", "rnn_scratch", "arima"}
     assert _digests(repro, outputs) == before
 
 
 def test_a_window_param_reruns_the_window_models_and_what_follows_them_only(repro):
     """`features.n_lags` moves no fold: naive and ARIMA do not rerun (nor the diagnostics)."""
     ran = _ran(run_in(repro, "dvc", "exp", "run", "-S", "features.n_lags=6", env=OFF))
-    assert ran == {"features", "sklearn", "lstm", "evaluate", "track"}
+    assert ran == {"features", "sklearn", "lstm@lstm", "rnn_scratch", "evaluate", "track"}
 
 
 def test_one_horizon_reruns_the_models_and_keeps_their_one_step_forecasts(repro):
     tables = {m: pd.read_parquet(repro / f"data/predictions/{m}.parquet") for m in ("naive", "drift", "arima")}
     ran = _ran(run_in(repro, "dvc", "exp", "run", "-S", "forecast.horizons=[1]", env=OFF))
-    assert ran == {"naive", "arima", "sklearn", "lstm", "evaluate", "track"}
+    assert ran == {"naive", "arima", "sklearn", "lstm@lstm", "rnn_scratch", "evaluate", "track"}
     for model, before in tables.items():
         after = pd.read_parquet(repro / f"data/predictions/{model}.parquet")
         assert after.h.unique().tolist() == [1]
         pd.testing.assert_frame_equal(after, before[before.h == 1].reset_index(drop=True), check_exact=True)
+
+
+def test_cells_side_by_side_run_each_new_cell_alone_on_the_same_folds(repro):
+    """Adding cells runs their stages only (lstm@lstm's params are unchanged), each writes its own
+    table and models, and every recurrent model has its gradient profile on the leaderboard."""
+    ran = _ran(run_in(repro, "dvc", "exp", "run", "-S", "lstm.cells=[lstm, gru, simple_rnn]", env=OFF))
+    assert ran == {"lstm@gru", "lstm@simple_rnn", "evaluate", "track"}
+    tables = {
+        cell: pd.read_parquet(repro / f"data/predictions/{cell}.parquet") for cell in ("lstm", "gru", "simple_rnn")
+    }
+    for cell, table in tables.items():
+        assert table[["unique_id", "ds", "cutoff", "h", "fold"]].equals(
+            tables["lstm"][["unique_id", "ds", "cutoff", "h", "fold"]]
+        )
+        assert (repro / f"models/{cell}/model.json").is_file()
+    assert _ran(run_in(repro, "dvc", "repro", "lstm", env=OFF)) == set()  # the group, every cell up to date
+    report = yaml.safe_load((repro / "reports/evaluation.json").read_text())["gradient_by_lag"]
+    assert sorted(report) == ["gru", "lstm", "rnn_scratch", "simple_rnn", "sklearn"]
+    assert (repro / "reports/plots/images/gradient_by_lag.png").is_file()
 
 
 def test_a_tracking_change_reruns_the_tracking_stage_alone(repro):

@@ -41,6 +41,7 @@ TINY = {
     "split": {"n_windows": 2, "test_size": 20},
     "parallel": {"n_jobs": 1},
     "lstm": {"units": [2], "epochs": 2},
+    "rnn_scratch": {"hidden": 2, "epochs": 2},
     "diagnostics": {"seasonal_period": 20},
 }
 EXPERIMENTS = {  # name -> `-S` override (`+`: `sklearn.params` is an empty mapping to add a key to)
@@ -48,7 +49,7 @@ EXPERIMENTS = {  # name -> `-S` override (`+`: `sklearn.params` is an empty mapp
     "q-arima": "arima.order=[1,1,0]",
     "q-split": "split.test_size=15",
 }
-MODELS = ("naive", "drift", "arima", "sklearn", "lstm")
+MODELS = ("naive", "drift", "arima", "sklearn", "lstm", "rnn_scratch")
 QUEUE_TIMEOUT = 300  # seconds for the three queued experiments (about 40 s here)
 
 
@@ -180,7 +181,8 @@ def test_the_store_holds_each_experiments_runs_once(queued):
     model_runs = [run for run in runs if run.data.tags.get("model")]
     per_output = Counter((run.data.tags["model"], run.data.tags["output_md5"]) for run in model_runs)
     assert set(per_output.values()) == {1}, per_output
-    assert len(model_runs) == 5 + 1 + 1 + 5  # baseline; sklearn; arima; every model after the split change
+    # baseline; sklearn; arima; every model after the split change
+    assert len(model_runs) == len(MODELS) + 1 + 1 + len(MODELS)
 
     by_id = {run.info.run_id: run for run in runs}
     for name in EXPERIMENTS:
@@ -191,7 +193,7 @@ def test_the_store_holds_each_experiments_runs_once(queued):
             assert sum(run.info.run_name == "comparison" for run in children) == 1
             for model in MODELS:  # the run linked for each model is the one of this experiment's outputs
                 linked = by_id[parent.data.tags[f"run.{model}"]]
-                stage = "naive" if model == "drift" else model
+                stage = {"drift": "naive", "lstm": "lstm@lstm"}.get(model, model)  # dvc.lock's stage names
                 expected = lock_md5(repo, rev, stage, f"data/predictions/{model}.parquet")
                 assert linked.data.tags["model"] == model and linked.data.tags["output_md5"] == expected
             if prefix:

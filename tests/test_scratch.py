@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from pipeline.cli import UserError
+from pipeline.params import CELLS
 from pipeline.scratch import (
     compare_committed,
     compare_output,
@@ -22,6 +23,7 @@ from pipeline.scratch import (
     json_close,
     make_git_repo,
     printed_close,
+    project_outputs,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,12 +59,31 @@ def test_declared_outputs_reads_every_stage_kind_and_wdir():
     ("stage", "message"),
     [
         ({"cmd": "x", "outs": ["data/${name}.parquet"]}, r"stage s: outs data/\$\{name\}.parquet: templated"),
-        ({"foreach": [1, 2], "do": {"cmd": "x", "outs": ["a"]}}, "stage s: foreach/matrix"),
+        ({"matrix": {"a": [1]}, "cmd": "x", "outs": ["a"]}, "stage s: matrix stages"),
+        ({"foreach": "${nowhere.cells}", "do": {"cmd": "x", "outs": ["a"]}}, r"stage s: foreach '\$\{nowhere"),
+        ({"foreach": [{"a": 1}], "do": {"cmd": "x", "outs": ["a"]}}, "only a list of names"),
+        ({"foreach": [1], "do": {"cmd": "x", "outs": ["${item.a}"]}}, "templated paths"),
     ],
 )
 def test_declared_outputs_refuses_what_it_cannot_expand(stage, message):
     with pytest.raises(UserError, match=message):
         declared_outputs({"stages": {"s": stage}})
+
+
+def test_declared_outputs_expands_foreach_over_a_list_or_a_params_list():
+    stage = {"do": {"cmd": "x ${item}", "outs": ["data/${item}.parquet", {"models/${item}": {}}]}}
+    params = {"lstm": {"cells": ["lstm", "gru"]}}
+    expected = ["data/lstm.parquet", "models/lstm", "data/gru.parquet", "models/gru"]
+    assert declared_outputs({"stages": {"s": {"foreach": "${lstm.cells}", **stage}}}, params=params) == expected
+    assert declared_outputs({"stages": {"s": {"foreach": ["lstm", "gru"], **stage}}}) == expected
+
+
+def test_this_projects_lstm_stage_declares_one_table_per_cell():
+    outputs = project_outputs(ROOT)
+    cells = yaml.safe_load((ROOT / "params.yaml").read_text())["lstm"]["cells"]
+    assert [out for out in outputs if out in (f"data/predictions/{c}.parquet" for c in CELLS)] == [
+        f"data/predictions/{c}.parquet" for c in cells
+    ]
 
 
 def test_is_under():
@@ -137,7 +158,7 @@ def test_make_git_repo_commits_everything_whatever_the_environment(source, tmp_p
 
 def test_a_copy_of_this_project_holds_none_of_its_declared_outputs(tmp_path):
     copy = copy_project(ROOT, tmp_path / "copy")
-    outputs = declared_outputs(yaml.safe_load((ROOT / "dvc.yaml").read_text()))
+    outputs = project_outputs(ROOT)
     assert outputs and not [out for out in outputs if (copy / out).exists()]
     assert (copy / "dvc.yaml").is_file() and (copy / "pipeline/scratch.py").is_file()
 

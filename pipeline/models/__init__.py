@@ -20,7 +20,11 @@ The contract (what `pipeline.walkforward`, the model store and the tracking stag
 - `save(directory)` / `load(directory, params)`: the fitted model as safe files (no pickle);
 - `parameter_counts()`, `learned()`, `history()`, `native(y)`: what the leaderboard and the
   tracking stage report (trainable weights by block, small learned values, training curves, the
-  learned object for an MLflow flavour); `prepare()` imports what `fit` needs.
+  learned object for an MLflow flavour); `prepare()` imports what `fit` needs;
+- `lag_gradients(windows)`: `(rows, n_lags)` standardised derivatives of the first forecast
+  with respect to each lag, or `None` (the default): the recurrent nets by their backward pass
+  (Keras through JAX, the NumPy RNN by hand), a linear regressor by its coefficients;
+  `pipeline.gradients` turns them into a profile by lag.
 
 `Model` gives every optional part a default. A model with `warm_start=True` is fitted fold after
 fold on the same object. `pipeline.models.store` saves fitted models, `pipeline.models.loader`

@@ -72,6 +72,14 @@ class Model:
         """Trainable parameters by weight block, e.g. `{"lstm_1 W_xh": 128}`; `{}` for none."""
         return {}
 
+    def lag_gradients(self, windows: np.ndarray) -> np.ndarray | None:
+        """`(rows, n_lags)`: the derivative of each lag window's first forecast (the shortest
+        horizon) with respect to each lag, lag_1 (the most recent) first, in the model's
+        standardised units (train-target standard deviations per train-input standard deviation,
+        so models fitted on different series compare); `None` for a model that has none.
+        `windows` are the rows `features.make_windows` builds (`pipeline.gradients`)."""
+        return None
+
     def history(self) -> dict[str, list[float]]:
         """Training curves of the last fit (e.g. `loss`, `val_loss` per epoch); `{}` for none."""
         return {}

@@ -168,6 +168,27 @@ class Recurrent(Windowed):
         out = self._network().predict(self._inputs(X), batch_size=max(len(X), 1), verbose=0)
         return out.astype("float64") * self.target_scale_ + self.target_mean_
 
+    def lag_gradients(self, windows: np.ndarray) -> np.ndarray:
+        """`(rows, n_lags)` standardised derivatives of the first output by lag, by JAX autodiff.
+
+        `stateless_call` runs the Keras model as a pure function of its weights and inputs, which
+        `jax.grad` differentiates. The net's input and output are already standardised, and each
+        window's output depends on that window alone, so the gradient of the summed first outputs
+        holds every window's own gradient in one backward pass.
+        """
+        import jax
+
+        network = self._network()
+        trainable = [v.value for v in network.trainable_variables]
+        non_trainable = [v.value for v in network.non_trainable_variables]
+
+        def summed_first_output(inputs):
+            outputs, _ = network.stateless_call(trainable, non_trainable, inputs, training=False)
+            return outputs[:, 0].sum()
+
+        gradient = jax.grad(summed_first_output)(self._inputs(np.asarray(windows, dtype="float64")))
+        return np.asarray(gradient, dtype="float64")[:, ::-1, 0]  # steps oldest first -> lag_1 first
+
     def _scaling(self) -> dict:
         keys = ("input_mean_", "input_scale_", "target_mean_", "target_scale_")
         return {key: getattr(self, key) for key in keys}

@@ -154,6 +154,15 @@ class Regressor(Windowed):
         windows, _ = make_windows(transform(np.asarray(y, dtype="float64"), self.target), self.n_lags)
         return "sklearn", self.models_[0], windows[-5:]
 
+    def lag_gradients(self, windows: np.ndarray) -> np.ndarray | None:
+        """A linear estimator's (ridge's) derivative: the shortest horizon's coefficients on the
+        standardised lags (the pipeline standardises lags and target), the same for every
+        window; `None` for trees and the MLP, whose forecast has no coefficient per lag."""
+        estimator = self.models_[0].regressor_.named_steps["model"]
+        if not hasattr(estimator, "coef_"):
+            return None
+        return np.tile(np.ravel(estimator.coef_), (len(windows), 1))
+
     def parameter_counts(self) -> dict[str, int]:
         """What the fitted estimator learned, by block.
 

@@ -28,6 +28,7 @@ FAMILIES = {
     "arima": ("pipeline.models.arima", "Arima"),
     "regressor": ("pipeline.models.regressor", "Regressor"),
     "recurrent": ("pipeline.models.recurrent", "Recurrent"),
+    "scratch_rnn": ("pipeline.models.scratch_rnn", "ScratchRnn"),
 }
 
 
