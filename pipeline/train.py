@@ -73,46 +73,18 @@ def build_models(stage: str, params: Params) -> dict:
     if stage == "rnn_scratch":
         from pipeline.models.scratch_rnn import ScratchRnn
 
-        p, f = params.rnn_scratch, params.features
-        return {
-            "rnn_scratch": ScratchRnn(
-                hidden=p.hidden,
-                epochs=p.epochs,
-                batch_size=p.batch_size,
-                learning_rate=p.learning_rate,
-                clip=p.clip,
-                patience=p.patience,
-                validation_fraction=p.validation_fraction,
-                seed=p.seed,
-                n_lags=f.n_lags,
-                target=f.target,
-                horizons=horizons,
-                strategy=p.strategy,
-            )
-        }
+        # The section's keys are the constructor's keyword arguments, one for one.
+        f = params.features
+        window = {"n_lags": f.n_lags, "target": f.target, "horizons": horizons}
+        return {"rnn_scratch": ScratchRnn(**params.rnn_scratch.model_dump(), **window)}
     from pipeline.models.recurrent import Recurrent
 
     p, f = params.lstm, params.features
-    # One model per cell, named after it: the tables lstm, gru and simple_rnn side by side.
-    return {
-        cell: Recurrent(
-            cell=cell,
-            units=tuple(p.units),
-            dropout=p.dropout,
-            epochs=p.epochs,
-            batch_size=p.batch_size,
-            learning_rate=p.learning_rate,
-            patience=p.patience,
-            validation_fraction=p.validation_fraction,
-            seed=p.seed,
-            warm_start=p.warm_start,
-            n_lags=f.n_lags,
-            target=f.target,
-            horizons=horizons,
-            strategy=p.strategy,
-        )
-        for cell in p.cells
-    }
+    # Every lstm key but `cells` is a constructor argument; one model per cell, named after it:
+    # the tables lstm, gru and simple_rnn side by side.
+    shared = {**p.model_dump(exclude={"cells"}), "units": tuple(p.units)}
+    window = {"n_lags": f.n_lags, "target": f.target, "horizons": horizons}
+    return {cell: Recurrent(cell=cell, **shared, **window) for cell in p.cells}
 
 
 def prepare(stage: str, params: Params) -> None:
@@ -207,10 +179,10 @@ def main() -> None:
             models = {sys.argv[2]: models[sys.argv[2]]}
         for _ in warming:
             pass
+        spec = interval_spec(params)
         for name, model in models.items():
             columns = model.input_columns()
             inputs = (io.read_table(paths.WINDOWS, ["unique_id", "ds", *columns]), columns) if columns else None
-            spec = interval_spec(params)
             table, fitted = walk_forward(
                 model, prices, folds, params.parallel.n_jobs, label=name, inputs=inputs, intervals=spec
             )
