@@ -133,15 +133,16 @@ def horizon_details(rows: pd.DataFrame) -> dict:
 
 
 def model_details(rows: pd.DataFrame, descriptions: dict[str, dict]) -> dict:
-    """Per model: trainable parameters and the interval method and ACI step size (from the
-    table's metadata; null for a model without intervals), then `horizon_details` at the
-    shortest horizon."""
+    """Per model: the covariates it read, trainable parameters and the interval method and ACI
+    step size (from the table's metadata; null for a model without intervals), then
+    `horizon_details` at the shortest horizon."""
     at_one_step = horizon_details(one_step(rows))
     out = {}
     for model, group in rows.groupby("model", sort=True):
         description = descriptions.get(model, {})
         intervals = (description.get("intervals") or {}) if interval_levels(group) else {}
         out[model] = {
+            "covariates": description.get("covariates", []),
             "n_params": description.get("n_params"),
             "parameter_counts": description.get("parameter_counts", {}),
             "interval_method": intervals.get("method"),

@@ -24,18 +24,26 @@ import pandas as pd
 from pipeline import io, paths
 from pipeline.calendar import next_trading_days
 from pipeline.cli import UserError, run
+from pipeline.covariates import channels, covariates_of, series_covariates
 from pipeline.intervals import level_name
 
 
-def recent_prices(prices: pd.DataFrame, series: str) -> pd.DataFrame:
-    """One series' `ds` and target `price` (`io.target_column`), oldest first: a forecast's input."""
+def recent_prices(prices: pd.DataFrame, series: str, covariates=()) -> pd.DataFrame:
+    """One series' `ds` and target `price` (`io.target_column`), oldest first, and the channels
+    of `covariates` by day (`pipeline.covariates`): a forecast's input."""
     rows = prices[prices["unique_id"] == series].sort_values("ds")
     column = io.target_column(prices.columns)
-    return pd.DataFrame({"ds": rows["ds"].to_numpy("datetime64[ns]"), "price": rows[column].to_numpy("float64")})
+    frame = pd.DataFrame({"ds": rows["ds"].to_numpy("datetime64[ns]"), "price": rows[column].to_numpy("float64")})
+    if covariates:
+        values = series_covariates(prices, series, covariates)
+        for channel in channels(covariates):
+            frame[channel] = values[channel].to_numpy("float64")
+    return frame
 
 
 def horizon_forecasts(model, prices: pd.DataFrame) -> pd.DataFrame:
-    """A fitted model's forecasts from the last day of `prices` (one series' `ds`, `price`, any order).
+    """A fitted model's forecasts from the last day of `prices` (one series' `ds`, `price` and
+    the model's covariate channels, `recent_prices`; any order).
 
     One row per horizon of the model: `ds` the h-th next trading day, `h`, `y_hat` the forecast
     price and, where the model gives them, its prediction intervals `y_lo_<L>`, `y_hi_<L>` at
@@ -45,8 +53,15 @@ def horizon_forecasts(model, prices: pd.DataFrame) -> pd.DataFrame:
     price = frame["price"].to_numpy("float64")
     y = np.log(price)
     # A model forecasts from the cutoffs before the last value of its input, so a placeholder
-    # day after the last makes the last day a cutoff; no forecast reads the placeholder.
+    # day after the last makes the last day a cutoff; no forecast reads the placeholder (nor
+    # its covariate values, which are missing).
     extended = np.append(y, y[-1])
+    names = channels(model.covariates)
+    missing = [name for name in names if name not in frame]
+    if missing:
+        raise UserError(f"forecast input: no column {missing[0]!r} (covariate channels: {', '.join(names)})")
+    values = np.vstack([frame[names].to_numpy("float64"), np.full((1, len(names)), np.nan)]) if names else None
+    X = model.inputs(extended, values)
     horizons = list(model.horizons)
 
     def to_price(log_price) -> np.ndarray:  # relative to the last price, as the walk-forward loop maps forecasts
@@ -56,9 +71,9 @@ def horizon_forecasts(model, prices: pd.DataFrame) -> pd.DataFrame:
     out = {
         "ds": [days[h - 1] for h in horizons],
         "h": np.asarray(horizons, dtype="int64"),
-        "y_hat": to_price(model.predict(extended, 1)[0]),
+        "y_hat": to_price(model.predict(extended, 1, X)[0]),
     }
-    interval = model.predict_interval(extended, 1) if model.own_intervals else None
+    interval = model.predict_interval(extended, 1, X) if model.own_intervals else None
     if interval is not None:
         for k, level in enumerate(model.levels):
             name = level_name(level)
@@ -70,7 +85,7 @@ class Champions:
     """Each horizon's champion of one series and its forecasts, loading each model once."""
 
     def __init__(self, series: str, prices: pd.DataFrame, report: dict, registry: bool):
-        self.series, self.prices, self.report, self.registry = series, recent_prices(prices, series), report, registry
+        self.series, self.prices, self.report, self.registry = series, prices, report, registry
         self.loaded: dict[str, tuple[pd.DataFrame, str, str]] = {}
 
     def forecast(self, h: int) -> tuple[pd.Series, str, str]:
@@ -92,7 +107,8 @@ class Champions:
         if champion not in self.loaded:
             directory = paths.model_directory(champion)
             model = loader.load(directory, self.series)  # a missing or damaged file: a UserError naming it
-            self.loaded[champion] = (horizon_forecasts(model, self.prices), champion, f"{directory.as_posix()}/")
+            recent = recent_prices(self.prices, self.series, model.covariates)
+            self.loaded[champion] = (horizon_forecasts(model, recent), champion, f"{directory.as_posix()}/")
         return self.loaded[champion]
 
     def _from_registry(self, h: int) -> tuple[pd.DataFrame, str, str] | None:
@@ -104,7 +120,10 @@ class Champions:
         model, version = found
         where = f"{registry.registered_name(self.series)} version {version['version']}"
         if where not in self.loaded:
-            self.loaded[where] = (model.predict(self.prices), version.get("model", "?"), where)
+            # The served model's input schema names the covariate channels it reads.
+            wanted = [name for name in model.metadata.get_input_schema().input_names() if name not in ("ds", "price")]
+            recent = recent_prices(self.prices, self.series, covariates_of(wanted))
+            self.loaded[where] = (model.predict(recent), version.get("model", "?"), where)
         return self.loaded[where]
 
 

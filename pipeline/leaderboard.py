@@ -203,17 +203,20 @@ def _notes(details: dict, baseline: str, alpha: float) -> list[str]:
 
 def _parameters(order: list[str], details: dict) -> list[str]:
     lines = [
-        "## Trainable parameters",
+        "## Inputs and trainable parameters",
         "",
-        "Counted on the model fitted to the last fold; "
-        "recurrent layers by weight block (input W_xh, recurrent W_hh, bias, output).",
+        "Covariates: what a model read beside the price (`features.covariates`). Parameters counted on "
+        "the model fitted to the last fold; recurrent layers by weight block (input W_xh, recurrent W_hh, "
+        "bias, output).",
         "",
     ]
-    lines += ["| model | total | by block |", "|---|---:|---|"]
+    lines += ["| model | covariates | total | by block |", "|---|---|---:|---|"]
     for model in order:
         d = details["models"][model]
         blocks = ", ".join(f"{name} {count:,}" for name, count in d["parameter_counts"].items()) or "-"
-        lines.append(f"| {model} | {'n/a' if d['n_params'] is None else format(d['n_params'], ',')} | {blocks} |")
+        covariates = ", ".join(d.get("covariates") or []) or "none"
+        total = "n/a" if d["n_params"] is None else format(d["n_params"], ",")
+        lines.append(f"| {model} | {covariates} | {total} | {blocks} |")
     return lines + [""]
 
 

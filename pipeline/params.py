@@ -87,6 +87,14 @@ class DataParams(_Section):
 class FeaturesParams(_Section):
     n_lags: int = Field(60, ge=1)  # window length L: values t-L+1..t predict t+1
     target: Literal["log_return", "price"] = "log_return"  # what the window models learn
+    # model inputs beside the price, each one more channel over the same lags (pipeline/covariates.py):
+    # volume, range, gap, day_of_week, month, or another series id of the prices table (its log return)
+    covariates: list[str] = []
+
+    def _check(self) -> None:
+        repeated = sorted({name for name in self.covariates if self.covariates.count(name) > 1})
+        _require(not repeated, "covariates", f"lists {repeated[0] if repeated else ''} twice")
+        _require(all(name.strip() for name in self.covariates), "covariates", "a name is empty")
 
 
 class ForecastParams(_Section):
@@ -142,6 +150,8 @@ class ArimaParams(_Section):
     max_p: int = Field(2, ge=0)  # auto: p in 0..max_p
     max_q: int = Field(2, ge=0)  # auto: q in 0..max_q
     d: int = 1  # auto: differencing order (1: the model works on log returns)
+    # true: regression with ARIMA errors on features.covariates, each lagged one day (its value at the cutoff)
+    exog: bool = False
 
     def _check(self) -> None:
         if self.order != "auto":
@@ -246,6 +256,18 @@ class Params(BaseModel):
         longest, test_size = self.forecast.horizons[-1], self.split.test_size
         if longest >= test_size:
             raise _Invalid("forecast.horizons", f"{longest} must be shorter than split.test_size ({test_size})")
+        # A recursion feeds a one-step model its own forecasts; it would need the covariates'
+        # values after the cutoff too, which a forecast does not have.
+        covariates = self.features.covariates
+        for section in ("sklearn", "lstm", "rnn_scratch"):
+            if covariates and getattr(self, section).strategy == "recursive":
+                raise _Invalid(
+                    f"{section}.strategy",
+                    f"recursive cannot read features.covariates {covariates} (it would need their values "
+                    "after the cutoff); use the one-output-per-horizon strategy or no covariates",
+                )
+        if self.arima.exog and not covariates:
+            raise _Invalid("arima.exog", "true needs at least one covariate in features.covariates")
         return self
 
 

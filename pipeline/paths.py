@@ -9,6 +9,7 @@ MODELS = Path("models")
 
 PRICES = DATA / "prices.parquet"
 WINDOWS = DATA / "windows.parquet"
+COVARIATES = DATA / "covariates.parquet"  # each series' covariate channels by day (features.covariates)
 FOLDS = DATA / "folds.json"
 PREDICTIONS = DATA / "predictions"
 

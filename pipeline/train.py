@@ -28,7 +28,14 @@ from pipeline.models import store
 from pipeline.models.windowed import Windowed
 from pipeline.parallel import parallel_backend, warm_up
 from pipeline.params import Params, load_params
-from pipeline.walkforward import Intervals, folds_from_json, next_half_widths, series_from_prices, walk_forward
+from pipeline.walkforward import (
+    Intervals,
+    folds_from_json,
+    next_half_widths,
+    series_from_prices,
+    walk_forward,
+    with_inputs,
+)
 
 # stage -> the params sections its models depend on (beside the prices and folds): recorded
 # with each model, and what dvc.yaml lists for the stage.
@@ -60,31 +67,38 @@ def build_models(stage: str, params: Params) -> dict:
                 d=p.d,
                 levels=tuple(params.forecast.levels),
                 horizons=horizons,
+                covariates=tuple(params.features.covariates) if p.exog else (),
             )
         }
     if stage == "sklearn":
         from pipeline.models.regressor import Regressor, make_estimator
 
-        p, f = params.sklearn, params.features
+        p = params.sklearn
         estimator = make_estimator(p.estimator, p.params, p.random_state)
-        return {
-            "sklearn": Regressor(estimator, n_lags=f.n_lags, target=f.target, horizons=horizons, strategy=p.strategy)
-        }
+        return {"sklearn": Regressor(estimator, strategy=p.strategy, **window_params(params))}
     if stage == "rnn_scratch":
         from pipeline.models.scratch_rnn import ScratchRnn
 
         # The section's keys are the constructor's keyword arguments, one for one.
-        f = params.features
-        window = {"n_lags": f.n_lags, "target": f.target, "horizons": horizons}
-        return {"rnn_scratch": ScratchRnn(**params.rnn_scratch.model_dump(), **window)}
+        return {"rnn_scratch": ScratchRnn(**params.rnn_scratch.model_dump(), **window_params(params))}
     from pipeline.models.recurrent import Recurrent
 
-    p, f = params.lstm, params.features
+    p = params.lstm
     # Every lstm key but `cells` is a constructor argument; one model per cell, named after it:
     # the tables lstm, gru and simple_rnn side by side.
     shared = {**p.model_dump(exclude={"cells"}), "units": tuple(p.units)}
-    window = {"n_lags": f.n_lags, "target": f.target, "horizons": horizons}
-    return {cell: Recurrent(cell=cell, **shared, **window) for cell in p.cells}
+    return {cell: Recurrent(cell=cell, **shared, **window_params(params)) for cell in p.cells}
+
+
+def window_params(params: Params) -> dict:
+    """What every window model takes from `features` and `forecast`."""
+    f = params.features
+    return {
+        "n_lags": f.n_lags,
+        "target": f.target,
+        "horizons": tuple(params.forecast.horizons),
+        "covariates": tuple(f.covariates),
+    }
 
 
 def prepare(stage: str, params: Params) -> None:
@@ -110,12 +124,14 @@ def interval_metadata(model, spec: Intervals | None) -> dict | None:
 
 def describe(name: str, stage: str, fitted, intervals: dict | None = None, gradient_by_lag: dict | None = None) -> dict:
     """What the leaderboard says of a model beside its scores, stored in its table's metadata:
-    the trainable parameters of the last fold's model, by weight block and in total, how its
-    intervals were made, and per series its last fold's gradient profile by lag (or null)."""
+    the covariates it read, the trainable parameters of the last fold's model, by weight block
+    and in total, how its intervals were made, and per series its last fold's gradient profile
+    by lag (or null)."""
     counts = fitted.parameter_counts()
     return {
         "model": name,
         "stage": stage,
+        "covariates": list(fitted.covariates),
         "n_params": int(sum(counts.values())),
         "parameter_counts": counts,
         "intervals": intervals,
@@ -123,28 +139,36 @@ def describe(name: str, stage: str, fitted, intervals: dict | None = None, gradi
     }
 
 
-def series_profile(model, y, n: int) -> list[float] | None:
+def series_profile(model, y, n: int, X=None) -> list[float] | None:
     """The normalised gradient profile by lag of a fitted window model over the windows of the
-    last `n` cutoffs of log prices `y` (`pipeline.gradients`); `None` without `lag_gradients`."""
-    lag_gradients = model.lag_gradients(gradients.forecast_windows(y, n, model.n_lags, model.target))
+    last `n` cutoffs of log prices `y` (the rows of its inputs `X`, with covariates;
+    `pipeline.gradients`); `None` without `lag_gradients`."""
+    windows = gradients.forecast_windows(y, n, model.n_lags, model.target) if X is None else X[len(y) - n : len(y)]
+    lag_gradients = model.lag_gradients(windows)
     return None if lag_gradients is None else [float(v) for v in gradients.normalised_profile(lag_gradients)]
 
 
 def gradient_profiles(
-    fitted: list[tuple[str, int, object]], prices, folds: dict, n_jobs: int = 1
+    fitted: list[tuple[str, int, object]], prices, folds: dict, n_jobs: int = 1, inputs=None
 ) -> dict[str, list[float]] | None:
     """Per series, `series_profile` of its last fold's model over that fold's test windows;
-    `None` for a model without gradients by lag. Computed on the stage's workers (the joblib
+    `None` for a model without gradients by lag. `inputs` is what `walk_forward` read (the
+    features table and its columns), or `None`. Computed on the stage's workers (the joblib
     backend in effect), where the model's libraries are already imported: Keras and JAX would
     add 2 s to this process."""
     series = series_from_prices(prices)
+    if inputs is not None:
+        series = with_inputs(series, *inputs)
     by_key = {(f.unique_id, f.fold): f for f in folds_from_json(folds, series)}
     last = {uid: (model, by_key[uid, fold]) for uid, fold, model in fitted}  # folds come in order
     if not all(isinstance(model, Windowed) for model, _ in last.values()):
         return None
     profiles = joblib.Parallel(n_jobs=n_jobs)(
         joblib.delayed(series_profile)(
-            model, np.log(series[uid].price[: fold.test_end + 1]), fold.test_end - fold.test_start + 1
+            model,
+            np.log(series[uid].price[: fold.test_end + 1]),
+            fold.test_end - fold.test_start + 1,
+            None if series[uid].inputs is None or not model.covariates else series[uid].inputs[: fold.test_end + 1],
         )
         for uid, (model, fold) in last.items()
     )
@@ -182,7 +206,8 @@ def main() -> None:
         spec = interval_spec(params)
         for name, model in models.items():
             columns = model.input_columns()
-            inputs = (io.read_table(paths.WINDOWS, ["unique_id", "ds", *columns]), columns) if columns else None
+            table_path = paths.COVARIATES if model.inputs_from == "covariates" else paths.WINDOWS
+            inputs = (io.read_table(table_path, ["unique_id", "ds", *columns]), columns) if columns else None
             table, fitted = walk_forward(
                 model, prices, folds, params.parallel.n_jobs, label=name, inputs=inputs, intervals=spec
             )
@@ -191,7 +216,7 @@ def main() -> None:
             if spec is not None and not spec.own(model):  # a forecast from the last day needs its half-widths
                 calibration["half_widths"] = next_half_widths(table, spec)
             manifest, last = saved_models(name, stage, fitted, calibration or None)
-            profiles = gradient_profiles(fitted, prices, folds, params.parallel.n_jobs)
+            profiles = gradient_profiles(fitted, prices, folds, params.parallel.n_jobs, inputs)
             description = describe(name, stage, fitted[-1][2], intervals, profiles)
             io.write_table(table, paths.predictions(name), metadata=description)
             store.write(paths.model_directory(name), manifest, last)

@@ -108,7 +108,7 @@ def test_intervals_and_forecasts_come_from_one_filter_pass_and_pickle_without_it
 
     model = Arima(order=[1, 1, 1]).fit(Y[:T])
     forecasts = model.predict(Y, STEPS)
-    assert model.predict_interval(Y, STEPS) is model._last_step[2][1]  # served from the kept pass
+    assert model.predict_interval(Y, STEPS) is model._last_step[1][1]  # served from the kept pass
     other = Y.copy()
     other[-2] += 0.01  # a different history filters again: the last forecast sees this day
     assert model.predict(other, STEPS)[-1, 0] != forecasts[-1, 0]

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.filterwarnings(
 N_LAGS = 10
 DECAY = 0.5  # the hand-built nets' recurrent weight: the gradient halves with every step back
 # Powers of two: the chain rule through the scalers is exact in floating point.
-SCALING = {"input_mean_": 0.25, "input_scale_": 2.0, "target_mean_": [0.0], "target_scale_": [0.5]}
+SCALING = {"input_mean_": [0.25], "input_scale_": [2.0], "target_mean_": [0.0], "target_scale_": [0.5]}
 
 
 def hand_built(model):
@@ -47,7 +47,7 @@ def hand_built(model):
 )
 def test_hand_built_rnn_gradient_halves_with_every_lag(model):
     model = hand_built(model)
-    windows = np.full((3, N_LAGS), SCALING["input_mean_"])
+    windows = np.full((3, N_LAGS), SCALING["input_mean_"][0])
     expected = DECAY ** np.arange(N_LAGS)  # lag_1 first: the most recent value counts most
     assert np.array_equal(model.lag_gradients(windows), np.tile(expected, (3, 1)))
     assert np.array_equal(normalised_profile(model.lag_gradients(windows)), expected)
@@ -56,7 +56,7 @@ def test_hand_built_rnn_gradient_halves_with_every_lag(model):
 
 def test_scratch_rnn_raw_gradients_carry_the_scalers():
     model = hand_built(ScratchRnn(hidden=1, n_lags=N_LAGS))
-    raw = model.input_gradients(np.full((1, N_LAGS), SCALING["input_mean_"]))[0]
+    raw = model.input_gradients(np.full((1, N_LAGS), SCALING["input_mean_"][0]))[0]
     assert np.array_equal(raw, DECAY ** np.arange(N_LAGS) * 0.5 / 2.0)  # target scale / input scale
 
 
@@ -74,10 +74,10 @@ def central_difference_by_lag(forecast, windows: np.ndarray, eps: float) -> np.n
 def test_keras_gradients_are_finite_differences_of_the_keras_forecast(cell):
     model = Recurrent(cell=cell, horizons=(1, 5), **TINY_NET).fit(Y[:300])
     windows = forecast_windows(Y[:400], 8, model.n_lags, model.target)
-    analytic = model.lag_gradients(windows) * model.target_scale_[0] / model.input_scale_  # to raw units
+    analytic = model.lag_gradients(windows) * model.target_scale_[0] / model.input_scale_[0]  # to raw units
     # Keras computes in float32: a step of a tenth of a standard deviation keeps rounding small.
     numeric = central_difference_by_lag(
-        lambda w: model._predict_windows(w)[:, 0], windows, eps=0.1 * model.input_scale_
+        lambda w: model._predict_windows(w)[:, 0], windows, eps=0.1 * model.input_scale_[0]
     )
     assert np.allclose(analytic, numeric, rtol=1e-2, atol=1e-3 * np.abs(numeric).max())
 

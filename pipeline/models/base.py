@@ -26,6 +26,8 @@ class Model:
     horizons: tuple[int, ...] = (1,)
     own_intervals = False  # True: `predict_interval` gives the model's own bounds at `levels`
     levels: tuple[float, ...] = ()
+    covariates: tuple[str, ...] = ()  # `features.covariates` the model reads (a constructor argument where any)
+    inputs_from = "windows"  # the table `input_columns` are in: `windows` or `covariates` (the channels by day)
 
     def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Model:
         raise NotImplementedError
@@ -50,9 +52,15 @@ class Model:
         """Import the libraries `fit` will need (a worker does it while the stage reads its inputs)."""
 
     def input_columns(self) -> list[str]:
-        """The columns of the features table (`data/windows.parquet`) the model reads as `X`;
-        `[]` for a model of the prices alone."""
+        """The columns of the features stage's table `inputs_from` (`data/windows.parquet` or
+        `data/covariates.parquet`) the model reads as `X`; `[]` for a model of the prices alone."""
         return []
+
+    def inputs(self, log_price: np.ndarray, channel_values: np.ndarray | None) -> np.ndarray | None:
+        """`X` for `fit`/`predict` on `log_price`, built from the covariate channels by day
+        (`(days, k)`, `pipeline.covariates.channels(self.covariates)` order), the same rows the
+        walk-forward loop reads from the features stage's table; `None` for a model without covariates."""
+        return None
 
     def get_params(self) -> dict:
         """The constructor's arguments as the constructor stored them (scikit-learn's rule)."""
@@ -74,19 +82,20 @@ class Model:
 
     def lag_gradients(self, windows: np.ndarray) -> np.ndarray | None:
         """`(rows, n_lags)`: the derivative of each lag window's first forecast (the shortest
-        horizon) with respect to each lag, lag_1 (the most recent) first, in the model's
-        standardised units (train-target standard deviations per train-input standard deviation,
-        so models fitted on different series compare); `None` for a model that has none.
-        `windows` are the rows `features.make_windows` builds (`pipeline.gradients`)."""
+        horizon) with respect to each lag of the price channel, lag_1 (the most recent) first, in
+        the model's standardised units (train-target standard deviations per train-input standard
+        deviation, so models fitted on different series compare); `None` for a model that has
+        none. `windows` are rows of `X` (`features.input_rows`; without covariates, the rows
+        `features.make_windows` builds: `pipeline.gradients`)."""
         return None
 
     def history(self) -> dict[str, list[float]]:
         """Training curves of the last fit (e.g. `loss`, `val_loss` per epoch); `{}` for none."""
         return {}
 
-    def native(self, y: np.ndarray) -> tuple[str, object, np.ndarray] | None:
-        """`(library, learned object, input example built from log prices y)` for an MLflow
-        flavour of that library (`sklearn`, `keras`), or `None` where there is none."""
+    def native(self, y: np.ndarray, X: np.ndarray | None = None) -> tuple[str, object, np.ndarray] | None:
+        """`(library, learned object, input example built from log prices y and their inputs X)`
+        for an MLflow flavour of that library (`sklearn`, `keras`), or `None` where there is none."""
         return None
 
     def save(self, directory: Path) -> None:

@@ -8,7 +8,9 @@ the h-day targets of the windows that have all of them inside the train part) or
 value alone (`recursive`, fed its own forecasts). Inputs are standardised with the mean and
 standard deviation of the fold's train windows, each output with its own train targets'; early
 stopping watches the last `validation_fraction` of the train windows (the most recent ones,
-never shuffled into training) and restores the best epoch's weights.
+never shuffled into training) and restores the best epoch's weights. Covariates are more input
+channels: each step of a window is `(1 + k)` values, the target's and each channel's on that day,
+each channel standardised with its own train windows' mean and standard deviation.
 
 Keras runs on JAX, chosen here before Keras is imported: on CPU it was the fastest backend
 measured and, seeded with `keras.utils.set_random_seed`, bit-identical from process to process.
@@ -26,7 +28,7 @@ import numpy as np
 
 from pipeline.features import make_windows, transform
 from pipeline.models.base import read_state, write_state
-from pipeline.models.windowed import Windowed
+from pipeline.models.windowed import Windowed, by_channel, channel_scaling
 
 # Keras reads its backend once, at its first import. That happens in `_keras()`, at the first
 # fit or predict: creating or unpickling a `Recurrent` costs no Keras import (seconds a process).
@@ -79,6 +81,7 @@ class Recurrent(Windowed):
         target: str = "log_return",
         horizons: tuple[int, ...] = (1,),
         strategy: str = "mimo",
+        covariates: tuple[str, ...] = (),
     ):
         self.cell = cell
         self.units = units
@@ -94,6 +97,7 @@ class Recurrent(Windowed):
         self.target = target
         self.horizons = horizons
         self.strategy = strategy
+        self.covariates = covariates
 
     def prepare(self) -> None:
         _keras()
@@ -102,7 +106,7 @@ class Recurrent(Windowed):
         keras = _keras()
         # Layer names are given, not drawn from Keras' global counters, so they are the same in
         # every fit and name the blocks of `parameter_counts`.
-        layers = [keras.Input((self.n_lags, 1))]
+        layers = [keras.Input((self.n_lags, self.n_channels()))]
         for i, size in enumerate(self.units):
             last = i == len(self.units) - 1
             layers.append(
@@ -116,8 +120,9 @@ class Recurrent(Windowed):
         return model
 
     def _inputs(self, X: np.ndarray) -> np.ndarray:
-        """Standardised windows as sequences, oldest value first: shape (rows, n_lags, 1)."""
-        return ((X[:, ::-1] - self.input_mean_) / self.input_scale_).astype("float32")[..., None]
+        """Standardised windows as sequences, oldest value first: shape (rows, n_lags, 1 + k)."""
+        steps = by_channel(X, self.n_channels())[:, :, ::-1].transpose(0, 2, 1)
+        return ((steps - np.asarray(self.input_mean_)) / np.asarray(self.input_scale_)).astype("float32")
 
     def _fit_windows(self, X: np.ndarray, Y: np.ndarray) -> None:
         # One net learns every output at once: only the windows with every horizon's target.
@@ -135,7 +140,7 @@ class Recurrent(Windowed):
         model = self._build()
         if self.warm_start and hasattr(self, "weights_"):
             model.set_weights(self.weights_)
-        self.input_mean_, self.input_scale_ = float(X.mean()), float(X.std()) or 1.0
+        self.input_mean_, self.input_scale_ = channel_scaling(X, self.n_channels())
         self.target_mean_ = [float(v) for v in y.mean(axis=0)]
         self.target_scale_ = [float(v) or 1.0 for v in y.std(axis=0)]
         inputs = self._inputs(X)
@@ -199,10 +204,11 @@ class Recurrent(Windowed):
     def history(self) -> dict[str, list[float]]:
         return self.history_
 
-    def native(self, y: np.ndarray) -> tuple[str, object, np.ndarray]:
-        """The Keras network and the last five windows of `y` as it sees them (standardised sequences)."""
-        windows, _ = make_windows(transform(np.asarray(y, dtype="float64"), self.target), self.n_lags)
-        return "keras", self._network(), self._inputs(windows[-5:])
+    def native(self, y: np.ndarray, X: np.ndarray | None = None) -> tuple[str, object, np.ndarray]:
+        """The Keras network and the last five input rows of `y` as it sees them (standardised sequences)."""
+        if X is None:
+            X, _ = make_windows(transform(np.asarray(y, dtype="float64"), self.target), self.n_lags)
+        return "keras", self._network(), self._inputs(np.asarray(X[-5:], dtype="float64"))
 
     def save(self, directory: Path) -> None:
         from safetensors.numpy import save_file
@@ -216,7 +222,8 @@ class Recurrent(Windowed):
         from safetensors.numpy import load_file
 
         state = read_state(directory)
-        model = cls(**{**params, "units": tuple(params["units"]), "horizons": tuple(params["horizons"])})
+        tuples = {key: tuple(params.get(key, ())) for key in ("units", "horizons", "covariates")}
+        model = cls(**{**params, **tuples})
         for key, value in state.items():
             setattr(model, key, value)
         weights = load_file(str(Path(directory) / WEIGHTS))

@@ -10,7 +10,8 @@ learning rate and regularisation.
 
 `strategy: direct` fits one such pipeline per horizon, each on its h-day target (ridge then
 chooses a penalty per horizon); `recursive` fits the one-step pipeline and feeds it its own
-forecasts (`pipeline.models.windowed`).
+forecasts (`pipeline.models.windowed`). Covariates add their lags as more columns (each
+standardised on its own, on the train windows).
 """
 
 from __future__ import annotations
@@ -93,12 +94,14 @@ class Regressor(Windowed):
         target: str = "log_return",
         horizons: tuple[int, ...] = (1,),
         strategy: str = "direct",
+        covariates: tuple[str, ...] = (),
     ):
         self.estimator = estimator
         self.n_lags = n_lags
         self.target = target
         self.horizons = horizons
         self.strategy = strategy
+        self.covariates = covariates
 
     def config(self) -> dict:
         """The constructor's arguments as JSON: the estimator by class name and its params."""
@@ -110,6 +113,7 @@ class Regressor(Windowed):
             "target": self.target,
             "horizons": list(self.horizons),
             "strategy": self.strategy,
+            "covariates": list(self.covariates),
         }
 
     def _fit_windows(self, X: np.ndarray, Y: np.ndarray) -> None:
@@ -138,7 +142,8 @@ class Regressor(Windowed):
 
         fitted = []
         kwargs = {k: params[k] for k in ("n_lags", "target", "horizons", "strategy")}
-        model = cls(None, **{**kwargs, "horizons": tuple(kwargs["horizons"])})
+        covariates = tuple(params.get("covariates", ()))
+        model = cls(None, **{**kwargs, "horizons": tuple(kwargs["horizons"]), "covariates": covariates})
         for h in model.steps():
             data = (Path(directory) / ESTIMATOR_FILE.format(h=h)).read_bytes()
             untrusted = skops.io.get_untrusted_types(data=data)
@@ -148,20 +153,22 @@ class Regressor(Windowed):
         model.models_ = fitted
         return model
 
-    def native(self, y: np.ndarray) -> tuple[str, object, np.ndarray]:
+    def native(self, y: np.ndarray, X: np.ndarray | None = None) -> tuple[str, object, np.ndarray]:
         """The fitted scikit-learn pipeline of the shortest horizon (`direct` fits one per
-        horizon; the served pyfunc forecasts them all) and the last five lag windows of `y`."""
-        windows, _ = make_windows(transform(np.asarray(y, dtype="float64"), self.target), self.n_lags)
-        return "sklearn", self.models_[0], windows[-5:]
+        horizon; the served pyfunc forecasts them all) and the last five input rows of `y`."""
+        if X is None:
+            X, _ = make_windows(transform(np.asarray(y, dtype="float64"), self.target), self.n_lags)
+        return "sklearn", self.models_[0], np.asarray(X[-5:], dtype="float64")
 
     def lag_gradients(self, windows: np.ndarray) -> np.ndarray | None:
         """A linear estimator's (ridge's) derivative: the shortest horizon's coefficients on the
         standardised lags (the pipeline standardises lags and target), the same for every
-        window; `None` for trees and the MLP, whose forecast has no coefficient per lag."""
+        window (the price channel's, the first `n_lags` columns); `None` for trees and the MLP,
+        whose forecast has no coefficient per lag."""
         estimator = self.models_[0].regressor_.named_steps["model"]
         if not hasattr(estimator, "coef_"):
             return None
-        return np.tile(np.ravel(estimator.coef_), (len(windows), 1))
+        return np.tile(np.ravel(estimator.coef_)[: self.n_lags], (len(windows), 1))
 
     def parameter_counts(self) -> dict[str, int]:
         """What the fitted estimator learned, by block.

@@ -6,7 +6,8 @@ Each window is read oldest value first, h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h
 hidden state gives y = W_hy h_T + b_y: one output per horizon (`strategy: mimo`, on the windows
 that have every horizon's target inside the train part) or the next value alone (`recursive`).
 Inputs are standardised with the mean and standard deviation of the fold's train windows, each
-output with its own train targets', as `pipeline.models.recurrent` does.
+output with its own train targets', as `pipeline.models.recurrent` does; with covariates, x_t is
+the step's `1 + k` values (the target's and each channel's), each channel standardised on its own.
 
 Written by hand, not in Keras, because building it is the lecture's exercise ("before we stop
 building things from scratch"), and its own backward pass gives the gradient of a forecast with
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.models.base import read_state, write_state
-from pipeline.models.windowed import Windowed
+from pipeline.models.windowed import Windowed, by_channel, channel_scaling
 
 WEIGHTS = "weights.safetensors"
 BLOCKS = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")  # the lecture's names, in the order of the arithmetic
@@ -35,15 +36,15 @@ INIT_SCALE = 0.01  # min-char-rnn's
 ADAGRAD_EPSILON = 1e-8  # min-char-rnn's: keeps the first step finite where a gradient is zero
 
 
-def init_weights(hidden: int, n_outputs: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """min-char-rnn's initialisation for a net of `hidden` units on one input per step: normal
-    matrices of standard deviation 0.01, zero biases.
+def init_weights(hidden: int, n_outputs: int, rng: np.random.Generator, n_inputs: int = 1) -> dict[str, np.ndarray]:
+    """min-char-rnn's initialisation for a net of `hidden` units on `n_inputs` inputs per step:
+    normal matrices of standard deviation 0.01, zero biases.
 
     The recurrence starts almost linear and short-memoried; on 60 lags of AR(2) returns it
     forecast better than a fan-in-scaled start (0.928 against 0.938 x the random walk's RMSE).
     """
     return {
-        "W_xh": rng.normal(0.0, INIT_SCALE, (hidden, 1)),
+        "W_xh": rng.normal(0.0, INIT_SCALE, (hidden, n_inputs)),
         "W_hh": rng.normal(0.0, INIT_SCALE, (hidden, hidden)),
         "b_h": np.zeros(hidden),
         "W_hy": rng.normal(0.0, INIT_SCALE, (n_outputs, hidden)),
@@ -53,12 +54,12 @@ def init_weights(hidden: int, n_outputs: int, rng: np.random.Generator) -> dict[
 
 def forward(weights: dict[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Outputs `(rows, n_outputs)` and hidden states `(steps + 1, rows, hidden)` (states[0] = 0)
-    of standardised windows `x` `(rows, steps)`, oldest value first.
+    of standardised windows `x` `(rows, steps)` or `(rows, steps, inputs)`, oldest value first.
 
     Vectorised over the rows: the loop runs over the time steps alone.
     """
     steps, (rows, hidden) = x.shape[1], (x.shape[0], len(weights["b_h"]))
-    inputs = x.T[:, :, None] * weights["W_xh"][:, 0] + weights["b_h"]  # W_xh x_t + b_h for every t at once
+    inputs = _steps(x) @ weights["W_xh"].T + weights["b_h"]  # W_xh x_t + b_h for every t at once
     states = np.zeros((steps + 1, rows, hidden))
     for t in range(steps):
         states[t + 1] = np.tanh(inputs[t] + states[t] @ weights["W_hh"].T)
@@ -69,8 +70,8 @@ def backward(
     weights: dict[str, np.ndarray], x: np.ndarray, states: np.ndarray, d_outputs: np.ndarray
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Backpropagation through time: the gradients of a loss with respect to every weight block
-    and to every input step `(rows, steps)`, given its gradient `d_outputs` with respect to the
-    outputs `forward` returned for `x`."""
+    and to every input step (the shape of `x`), given its gradient `d_outputs` with respect to
+    the outputs `forward` returned for `x`."""
     steps = x.shape[1]
     d_pre = np.empty_like(states[1:])  # gradient at each step's pre-activation
     d_state = d_outputs @ weights["W_hy"]
@@ -79,13 +80,19 @@ def backward(
         d_state = d_pre[t] @ weights["W_hh"]
     # The weights are shared by every step: their gradients sum over steps and rows.
     gradients = {
-        "W_xh": np.tensordot(d_pre, x.T, axes=([0, 1], [0, 1]))[:, None],
+        "W_xh": np.tensordot(d_pre, _steps(x), axes=([0, 1], [0, 1])),
         "W_hh": np.tensordot(d_pre, states[:-1], axes=([0, 1], [0, 1])),
         "b_h": d_pre.sum(axis=(0, 1)),
         "W_hy": d_outputs.T @ states[-1],
         "b_y": d_outputs.sum(axis=0),
     }
-    return gradients, (d_pre @ weights["W_xh"][:, 0]).T
+    d_inputs = (d_pre @ weights["W_xh"]).transpose(1, 0, 2)
+    return gradients, d_inputs if x.ndim == 3 else d_inputs[..., 0]
+
+
+def _steps(x: np.ndarray) -> np.ndarray:
+    """Windows `(rows, steps[, inputs])` as `(steps, rows, inputs)`."""
+    return (x[..., None] if x.ndim == 2 else x).transpose(1, 0, 2)
 
 
 def mse_and_gradients(
@@ -130,6 +137,7 @@ class ScratchRnn(Windowed):
         target: str = "log_return",
         horizons: tuple[int, ...] = (1,),
         strategy: str = "mimo",
+        covariates: tuple[str, ...] = (),
     ):
         self.hidden = hidden
         self.epochs = epochs
@@ -143,10 +151,12 @@ class ScratchRnn(Windowed):
         self.target = target
         self.horizons = horizons
         self.strategy = strategy
+        self.covariates = covariates
 
     def _inputs(self, X: np.ndarray) -> np.ndarray:
-        """Standardised windows, oldest value first: shape (rows, n_lags)."""
-        return (X[:, ::-1] - self.input_mean_) / self.input_scale_
+        """Standardised windows, oldest value first: shape (rows, n_lags, 1 + k)."""
+        steps = by_channel(X, self.n_channels())[:, :, ::-1].transpose(0, 2, 1)
+        return (steps - np.asarray(self.input_mean_)) / np.asarray(self.input_scale_)
 
     def _fit_windows(self, X: np.ndarray, Y: np.ndarray) -> None:
         # One net learns every output at once: only the windows with every horizon's target.
@@ -156,12 +166,12 @@ class ScratchRnn(Windowed):
         n_train = len(Y) - n_val
         if n_train < 1:
             raise ValueError(f"{len(Y)} train windows leave none to train on after {n_val} for validation")
-        self.input_mean_, self.input_scale_ = float(X.mean()), float(X.std()) or 1.0
+        self.input_mean_, self.input_scale_ = channel_scaling(X, self.n_channels())
         self.target_mean_ = [float(v) for v in Y.mean(axis=0)]
         self.target_scale_ = [float(v) or 1.0 for v in Y.std(axis=0)]
         inputs, targets = self._inputs(X), (Y - self.target_mean_) / self.target_scale_
         rng = np.random.default_rng(self.seed)
-        weights = init_weights(self.hidden, Y.shape[1], rng)
+        weights = init_weights(self.hidden, Y.shape[1], rng, self.n_channels())
         self.weights_, self.history_ = self._train(weights, inputs, targets, n_train, rng)
 
     def _train(self, weights, inputs, targets, n_train, rng) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
@@ -194,19 +204,19 @@ class ScratchRnn(Windowed):
 
     def input_gradients(self, X: np.ndarray) -> np.ndarray:
         """`(rows, n_lags)`: the derivative of each window's first output (the shortest horizon,
-        in target units) with respect to each of its lags (lag_1, the most recent, first), from
-        the net's own backward pass."""
+        in target units) with respect to each lag of its price channel (lag_1, the most recent,
+        first), from the net's own backward pass."""
         x = self._inputs(np.asarray(X, dtype="float64"))
         outputs, states = forward(self.weights_, x)
         first = np.zeros_like(outputs)
         first[:, 0] = 1.0
         _, d_inputs = backward(self.weights_, x, states, first)
         # Undo the standardisation (chain rule) and the oldest-first order of the steps.
-        return d_inputs[:, ::-1] * self.target_scale_[0] / self.input_scale_
+        return d_inputs[:, ::-1, 0] * self.target_scale_[0] / self.input_scale_[0]
 
     def lag_gradients(self, windows: np.ndarray) -> np.ndarray:
         """`input_gradients` in the standardised units the model contract asks for."""
-        return self.input_gradients(windows) * self.input_scale_ / self.target_scale_[0]
+        return self.input_gradients(windows) * self.input_scale_[0] / self.target_scale_[0]
 
     def _scaling(self) -> dict:
         keys = ("input_mean_", "input_scale_", "target_mean_", "target_scale_")
@@ -234,7 +244,7 @@ class ScratchRnn(Windowed):
         """The fitted net: scalers from JSON, weights from safetensors (numbers only)."""
         from safetensors.numpy import load_file
 
-        model = cls(**{**params, "horizons": tuple(params["horizons"])})
+        model = cls(**{**params, **{key: tuple(params.get(key, ())) for key in ("horizons", "covariates")}})
         for key, value in read_state(directory).items():
             setattr(model, key, value)
         weights = load_file(str(Path(directory) / WEIGHTS))

@@ -6,6 +6,11 @@ walk-forward loop passes those rows as `X`, aligned with `y` (row i holds the la
 day before i, NaN where a day has no full window); without `X` (a forecast from the latest
 prices) they are built from `y` by the same function, so both give the same numbers.
 
+Covariates (`covariates`, `pipeline.covariates`) are more channels over the same lags: `X` then
+holds the target's lags and each channel's (`features.input_columns`), and a model without the
+walk-forward loop's `X` builds it with `inputs` from the channels by day. A train window with a
+missing covariate value (before the first day that has one) is left out.
+
 Every horizon h is forecast by one of two strategies (`strategy`):
 
 - one output per horizon (`direct` for the regressor, `mimo` for the recurrent net): the learner
@@ -24,7 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.cli import UserError
-from pipeline.features import lookback, make_windows, transform
+from pipeline.covariates import channels
+from pipeline.features import input_columns, input_rows, lookback, make_windows, transform
 from pipeline.models.base import Model, cutoff_values
 
 TINY_PRICE = 1e-12  # a price forecast at or below zero still needs a log
@@ -43,26 +49,60 @@ def horizon_targets(y: np.ndarray, cutoffs: np.ndarray, steps, target: str) -> n
     return out
 
 
+def by_channel(X: np.ndarray, n_channels: int) -> np.ndarray:
+    """Input rows `(rows, n_channels * n_lags)` as `(rows, n_channels, n_lags)`, lag_1 first."""
+    return np.asarray(X, dtype="float64").reshape(len(X), n_channels, -1)
+
+
+def channel_scaling(X: np.ndarray, n_channels: int) -> tuple[list[float], list[float]]:
+    """Each channel's mean and standard deviation (1 where it is constant) over the rows `X`."""
+    channels = by_channel(X, n_channels)
+    means = [float(channels[:, j].mean()) for j in range(n_channels)]
+    return means, [float(channels[:, j].std()) or 1.0 for j in range(n_channels)]
+
+
 class Windowed(Model):
-    """Base class: subclasses set `n_lags`, `target`, `horizons` and `strategy` in their constructor."""
+    """Base class: subclasses set `n_lags`, `target`, `horizons`, `strategy` and `covariates` in
+    their constructor."""
 
     n_lags: int
     target: str
     strategy: str
 
     def input_columns(self) -> list[str]:
-        return [f"lag_{i}" for i in range(1, self.n_lags + 1)]
+        return input_columns(self.n_lags, self.covariates)
+
+    def n_channels(self) -> int:
+        """Values per lag: the target's and one per covariate channel."""
+        return 1 + len(channels(self.covariates))
+
+    def inputs(self, log_price: np.ndarray, channel_values: np.ndarray | None) -> np.ndarray | None:
+        if not self.covariates:
+            return None
+        return input_rows(log_price, channel_values, self.n_lags, self.target)
+
+    def _windows(self, y: np.ndarray, X: np.ndarray | None, start: int) -> np.ndarray:
+        """The input rows from day `start` on: `X`'s, or built from `y` (no covariates)."""
+        if X is None and self.covariates:
+            raise ValueError(f"covariates {list(self.covariates)} need X (`inputs`)")
+        if X is None:
+            return make_windows(transform(y[start - lookback(self.n_lags, self.target) :], self.target), self.n_lags)[0]
+        return np.asarray(X[start:], dtype="float64")
 
     def steps(self) -> tuple[int, ...]:
         """The horizons the learner has an output for: all of them, or the one step a recursion repeats."""
         return (1,) if self.strategy == "recursive" else tuple(self.horizons)
 
     def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Windowed:
+        if self.covariates and self.strategy == "recursive":
+            raise ValueError("a recursive strategy would need the covariates' values after the cutoff")
         y = np.asarray(y, dtype="float64")
         skip = lookback(self.n_lags, self.target)
-        windows = make_windows(transform(y, self.target), self.n_lags)[0] if X is None else X[skip:]
+        windows = self._windows(y, X, skip)
         cutoffs = np.arange(skip - 1, len(y) - 1)  # row r's lags end on day skip - 1 + r
         targets = horizon_targets(y, cutoffs, self.steps(), self.target)
+        complete = np.isfinite(windows).all(axis=1)  # a covariate missing before its first value
+        windows, targets = windows[complete], targets[complete]
         empty = [h for h, column in zip(self.steps(), targets.T, strict=True) if not np.isfinite(column).any()]
         if empty:
             raise UserError(
@@ -79,8 +119,13 @@ class Windowed(Model):
             raise ValueError(f"{n} forecasts of {self.n_lags} lags need more than {len(y)} prices")
         # The tail's windows are exactly the last n rows of the features table; the last price
         # is only ever a target, never a lag.
-        windows = make_windows(transform(y[start:], self.target), self.n_lags)[0] if X is None else X[len(y) - n :]
-        windows = np.asarray(windows, dtype="float64")
+        windows = self._windows(y, X, len(y) - n)
+        incomplete = ~np.isfinite(windows).all(axis=1)
+        if incomplete.any():
+            raise UserError(
+                f"features.covariates: the forecast from day {len(y) - n - 1 + int(np.argmax(incomplete))} of a "
+                "series has a missing covariate value in its window (before the covariate's first value)"
+            )
         forecast = self._recursive(windows) if self.strategy == "recursive" else self._outputs(windows)
         if self.target == "log_return":
             return cutoff_values(y, n) + forecast

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
+from pipeline.covariates import channels
 from pipeline.forecast import horizon_forecasts
 from pipeline.models import loader, store
 from pipeline.tracking.provenance import key_part
@@ -49,7 +50,8 @@ def requirements(names) -> list[str]:
 def log_forecaster(directory: Path, manifest: dict, uid: str, prices: pd.DataFrame) -> str:
     """Log series `uid`'s model from `directory` (a `models/<name>/`) as the served pyfunc
     `forecaster-<series>`, with a signature and an input example of its last `EXAMPLE_DAYS`
-    prices (`ds`, `price`); and, where it has one, the native model as artifacts
+    prices (`ds`, `price` and the model's covariate channels: `forecast.recent_prices`); and,
+    where it has one, the native model as artifacts
     `<library>-<series>`. Returns the pyfunc's model URI."""
     model = loader.load(directory, uid)
     example = prices.tail(EXAMPLE_DAYS).reset_index(drop=True)
@@ -78,7 +80,9 @@ def log_forecaster(directory: Path, manifest: dict, uid: str, prices: pd.DataFra
             input_example=example,
             pip_requirements=requirements(SERVED_REQUIREMENTS),
         )
-    native = model.native(np.log(prices["price"].to_numpy("float64")))
+    y = np.log(prices["price"].to_numpy("float64"))
+    names = channels(model.covariates)
+    native = model.native(y, model.inputs(y, prices[names].to_numpy("float64") if names else None))
     if native is not None:
         _log_native(*native, uid)
     return info.model_uri

@@ -13,6 +13,7 @@ marks them FAILED (`fail_leftovers`).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -134,6 +135,9 @@ class PipelineRun:
         # Params first: MLflow copies them into each model logged. Metrics last: it copies those
         # too, with one query per metric key and model.
         params = [Param(k, v) for k, v in flat_params(params, manifest.get("params_sections", [])).items()]
+        # What the model read beside the prices (`features.covariates`, or none: ARIMA without exog)
+        covariates = manifest["params"].get("covariates", [])
+        params.append(Param("covariates", json.dumps(covariates)))
         self.client.log_batch(run_id, params=params)
         with mlflow.start_run(run_id=run_id):
             with warnings.catch_warnings():  # a local path matches two of MLflow's source types, both right
@@ -144,7 +148,8 @@ class PipelineRun:
             mlflow.log_input(dataset, context="training")
             uris = {}
             for uid in manifest["series"]:
-                uris[uid] = flavours.log_forecaster(outputs.directory, manifest, uid, recent_prices(prices, uid))
+                recent = recent_prices(prices, uid, covariates)
+                uris[uid] = flavours.log_forecaster(outputs.directory, manifest, uid, recent)
             served = [RunTag(f"forecaster.{key_part(uid)}", uri) for uid, uri in uris.items()]
             self.client.log_batch(run_id, metrics=metrics, tags=served)
         return self.client.get_run(run_id)
