@@ -78,7 +78,7 @@ def _carried(values: np.ndarray, name: str, uid: str) -> np.ndarray:
 def _past_values(rows: pd.DataFrame, name: str, uid: str) -> np.ndarray:
     missing = [column for column in PAST[name] if column not in rows]
     if missing:
-        raise _fail(f"{name} needs a {missing[0]} column, which {paths.PRICES} does not have (its source gives none)")
+        raise _fail(f"{name} needs the {missing[0]} column, which {paths.PRICES} does not have (its source gives none)")
     if name == "volume":
         volume = rows["volume"].to_numpy("float64")
         if (volume < 0).any():
@@ -112,7 +112,7 @@ def series_covariates(prices: pd.DataFrame, uid: str, covariates) -> pd.DataFram
     known = set(prices["unique_id"].unique())
     for name in covariates:
         if name in CALENDAR:
-            value = ds.dayofweek.to_numpy() if name == "day_of_week" else ds.month.to_numpy() - 1
+            value = ds.day_of_week.to_numpy() if name == "day_of_week" else ds.month.to_numpy() - 1
             angle = 2 * np.pi * value / CALENDAR[name]
             out[f"{name}_sin"], out[f"{name}_cos"] = np.sin(angle), np.cos(angle)
         elif name in PAST:

@@ -78,6 +78,14 @@ def long_file(ticker: str) -> str:
     return "\n".join([f"Ticker,{rows[0]}", *(f"{ticker},{r}" for r in rows[1:])]) + "\n"
 
 
+def set_column(column: str, value: str) -> str:
+    """The good CSV with every value of `column` replaced by `value`."""
+    text = sample_csv()
+    for row in range(1, len(text.splitlines())):
+        text = edit(row, column, value, text)
+    return text
+
+
 def all_target_nan() -> str:
     rows = [line.split(",") for line in sample_csv().splitlines()]
     return "Date,Adj Close\n" + "".join(f"{r[0]},NaN\n" for r in rows[1:])
@@ -259,6 +267,53 @@ CASES = [
         ("params.yaml", "lstm.units", "at least one layer"),
         params={"lstm": {"units": []}},
         stages=(("train", "lstm"),),
+    ),
+    # covariates the data cannot give (features.covariates)
+    Case(
+        "volume-without-a-column",
+        ("features.covariates", "volume needs the volume column", "data/prices.parquet"),
+        csv=drop_column("Volume"),
+        params={"features": {"covariates": ["volume"]}},
+        stages=(("ingest",), ("features",)),
+    ),
+    Case(
+        "covariate-series-not-in-the-prices",
+        ("features.covariates", "'NASDAQ' is neither a covariate nor a series of data/prices.parquet"),
+        params={"features": {"covariates": ["NASDAQ"]}},
+        stages=(("features",),),
+    ),
+    Case(
+        "volume-all-zero",
+        ("features.covariates", "volume: series ACME has no value of it"),
+        csv=set_column("Volume", "0"),
+        params={"features": {"covariates": ["volume", "range"]}},
+        stages=(("ingest",), ("features",)),
+    ),
+    Case(
+        "volume-all-missing",
+        ("features.covariates", "volume: series ACME has no value of it"),
+        csv=set_column("Volume", ""),
+        params={"features": {"covariates": ["volume"]}},
+        stages=(("ingest",), ("features",)),
+    ),
+    Case(
+        "negative-volume",
+        ("features.covariates", "series ACME has a negative volume on 2020-01-14"),
+        csv=edit(10, "Volume", "-5"),
+        params={"features": {"covariates": ["volume"]}},
+        stages=(("ingest",), ("features",)),
+    ),
+    Case(
+        "recursive-with-covariates",
+        ("params.yaml", "sklearn.strategy", "recursive cannot read features.covariates ['volume']"),
+        params={"features": {"covariates": ["volume"]}, "sklearn": {"strategy": "recursive"}},
+        stages=(("train", "sklearn"),),
+    ),
+    Case(
+        "exog-without-covariates",
+        ("params.yaml", "arima.exog", "needs at least one covariate"),
+        params={"arima": {"exog": True}},
+        stages=(("train", "arima"),),
     ),
     # environment
     Case("missing-input-file", ("input/nope.csv", "file not found"), params={"data": {"path": "input/nope.csv"}}),
