@@ -96,7 +96,8 @@ def test_covariate_canary(fitted, kind, t):
     for before, after in zip(outputs(fitted, CHANNELS), outputs(fitted, changed), strict=True):
         assert np.array_equal(after[t > CUTOFFS], before[t > CUTOFFS])  # every horizon, every bound
         if t <= CUTOFFS[-1]:  # the forecasts from cutoff t read the changed values: the check can fire
-            assert all(not np.array_equal(a, b) for a, b in zip(after[t == CUTOFFS][0], before[t == CUTOFFS][0]))
+            pairs = zip(after[t == CUTOFFS][0], before[t == CUTOFFS][0], strict=True)
+            assert all(not np.array_equal(a, b) for a, b in pairs)
 
 
 @pytest.mark.parametrize("t", [50, 300, len(Y) - 1])
