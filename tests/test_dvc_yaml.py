@@ -111,3 +111,24 @@ def test_the_lock_has_exactly_the_stages_of_the_default_params():
         section, key = stage["foreach"].removeprefix("${").removesuffix("}").split(".")
         expected |= {f"{name}@{item}" for item in params[section][key]}
     assert set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]) == expected
+
+
+def test_the_stages_that_read_features_keys_list_them():
+    """The features stage and the window models (their `pipeline.train.SECTIONS` include
+    `features`) read every `features` key, `features.covariates` included; ARIMA reads
+    `features.covariates` (with `arima.exog`, listed in its whole `arima` section); no other
+    stage reads any, so a new covariate reruns exactly these."""
+    from pipeline.params import ArimaParams, FeaturesParams
+    from pipeline.train import SECTIONS
+
+    every = {f"features.{key}" for key in FeaturesParams.model_fields}
+    assert "features.covariates" in every and "exog" in ArimaParams.model_fields
+    for name, stage in STAGES.items():
+        listed = {str(key).split()[0] for key in stage.get("params", [])}
+        features = {key for key in listed if key.startswith("features")}
+        if name == "features" or "features" in SECTIONS.get(name, ()):
+            assert features == every, name
+        elif name == "arima":
+            assert features == {"features.covariates"} and "arima" in listed
+        else:
+            assert not features, name
