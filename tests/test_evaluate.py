@@ -101,6 +101,7 @@ def make_tables(prices: pd.DataFrame, horizons: tuple[int, ...] = HORIZONS) -> d
 MYMODEL_METADATA = {
     "model": "mymodel",
     "stage": "test",
+    "covariates": ["volume", "NASDAQ"],
     "n_params": 1313,
     "parameter_counts": {"lstm W_xh": 128, "lstm W_hh": 1024, "lstm b": 128, "dense W_hy": 32, "dense b": 1},
     "intervals": {"method": "aci", "levels": [80, 95], "gamma": 0.005},
@@ -361,7 +362,9 @@ def test_leaderboard_names_every_model_and_says_who_beats_naive(rows, inputs):
     assert "- **h=3: beats the naive random walk at the 5% level: oracle" in page
     assert "| 1 | oracle |" in page  # ranked first by one-step RMSE
     assert "The table below is at h=1 (one step)" in page and "Scores at h=1 (one step):" in page
-    assert "| mymodel | 1,313 | lstm W_xh 128, lstm W_hh 1,024, lstm b 128, dense W_hy 32, dense b 1 |" in page
+    blocks = "lstm W_xh 128, lstm W_hh 1,024, lstm b 128, dense W_hy 32, dense b 1"
+    assert f"| mymodel | volume, NASDAQ | 1,313 | {blocks} |" in page  # the covariates its table's metadata names
+    assert "| naive | none | n/a | - |" in page
     intervals = page.split("## Prediction intervals")[1].split("\n## ")[0]
     assert "| model | method | h | 80% interval | 95% interval |" in intervals
     s = report["models"]["mymodel"]["by_horizon"]["3"]
