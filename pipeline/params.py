@@ -267,7 +267,9 @@ def _check_space(family: str, key: str, space: Any) -> None:
     if "choices" in space:
         _require(set(space) == {"choices"}, where, f"{form}, got {space!r}")
         choices = space["choices"]
-        _require(isinstance(choices, list) and bool(choices), where, f"choices must be a non-empty list, got {choices!r}")
+        _require(
+            isinstance(choices, list) and bool(choices), where, f"choices must be a non-empty list, got {choices!r}"
+        )
         _require(len({repr(c) for c in choices}) == len(choices), where, f"lists a choice twice: {choices}")
         values = choices
     else:

@@ -139,8 +139,8 @@ def build_models(stage: str, params: Params) -> dict:
 
 
 def prepare(stage: str, params: Params) -> None:
-    """What a worker does before its first task: import the stage's model libraries."""
-    for model in build_models(stage, params).values():
+    """What a worker does before its first task: import the stage's model libraries (and Optuna's)."""
+    for model in tuned_models(stage, params, build_models(stage, params)).values():
         model.prepare()
 
 
