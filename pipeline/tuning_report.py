@@ -9,6 +9,7 @@ untuned model's report says only that. Pure functions; the stages do the reading
 from __future__ import annotations
 
 import importlib.metadata
+import json
 
 from pipeline.params import TuneParams
 
@@ -103,9 +104,9 @@ def trials_table(report: dict) -> list[dict]:
 
 def chosen_params(report: dict, part=str) -> dict[str, str]:
     """The chosen values as MLflow params, `tuned.<series>.fold_<k>.<key>` (the series id as
-    `part` writes it in a key), values as text."""
+    `part` writes it in a key), values as JSON (every digit of a float)."""
     return {
-        f"tuned.{part(uid)}.fold_{fold}.{key}": _value(value)
+        f"tuned.{part(uid)}.fold_{fold}.{key}": json.dumps(value)
         for uid, by_fold in report["series"].items()
         for fold, entry in by_fold.items()
         for key, value in entry["chosen"].items()

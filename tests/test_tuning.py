@@ -11,6 +11,7 @@ from conftest import copy_repo, git_init, run_in
 
 from pipeline.cli import UserError
 from pipeline.ingest import synthetic_prices
+from pipeline.models.regressor import make_estimator
 from pipeline.params import SplitParams, parse_params
 from pipeline.split import make_folds
 from pipeline.train import build_models, interval_spec, tuned_models
@@ -78,6 +79,12 @@ def test_bad_spaces_are_one_line_errors_naming_the_key(tune, message):
 def test_an_estimator_argument_the_estimator_lacks_names_its_tune_key():
     with pytest.raises(UserError, match=r"^tune\.sklearn\.max_depth: 2 is not a valid value \(sklearn\.params\."):
         _tuned("sklearn", {"tune": {**TUNE, "sklearn": {"max_depth": {"low": 2, "high": 4}}}})
+
+
+def test_ridge_alpha_is_one_penalty_in_place_of_the_grid():
+    assert make_estimator("ridge", {"alpha": 2.0}, 0).alphas == [2.0]
+    with pytest.raises(UserError, match=r"^sklearn\.params\.alpha: give ridge one of alpha"):
+        make_estimator("ridge", {"alpha": 2.0, "alphas": [1.0]}, 0)
 
 
 def test_off_by_default_and_for_stages_not_listed():
