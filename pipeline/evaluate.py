@@ -346,6 +346,14 @@ def write_plots(
     return [p for p in written if p.suffix == ".png"]
 
 
+def tuning_reports(models: list[str]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The tuning reports of the scored models that have one (`reports/tuning/<model>.json`) and
+    their seconds files, where those are there (git does not hold them)."""
+    reports = {m: io.read_json(paths.tuning(m)) for m in models if paths.tuning(m).is_file()}
+    timings = {m: io.read_json(paths.tuning_seconds(m)) for m in reports if paths.tuning_seconds(m).is_file()}
+    return reports, timings
+
+
 def _draw(make, args: tuple, path: Path) -> None:
     plots.save_png(make(*args), path)
 
@@ -376,7 +384,8 @@ def main() -> None:
     io.write_json(report, paths.METRICS)
     io.write_json(details, paths.EVALUATION)
     figures = [p.relative_to(paths.REPORTS) for p in images]
-    io.write_text(leaderboard.render(report, details, folds, figures, diagnostics), paths.LEADERBOARD)
+    tuning = tuning_reports(list(report["models"]))
+    io.write_text(leaderboard.render(report, details, folds, figures, diagnostics, *tuning), paths.LEADERBOARD)
     best = min(report["models"], key=lambda m: report["models"][m]["rmse"])
     print(
         f"evaluate: {len(report['models'])} models, {len(rows)} forecasts at horizons {details['horizons']}; "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import gradients, plots, scoring
+from pipeline import gradients, plots, scoring, tuning_report
 
 
 @functools.cache
@@ -23,9 +23,18 @@ def text() -> dict:
     return yaml.safe_load((Path(__file__).parent / "leaderboard_text.yaml").read_text(encoding="utf-8"))
 
 
-def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Sequence[Path], diagnostics: dict) -> str:
+def render(
+    report: dict,
+    details: dict,
+    folds: dict[str, list[dict]],
+    images: Sequence[Path],
+    diagnostics: dict,
+    tuning: dict[str, dict] | None = None,
+    timings: dict[str, dict] | None = None,
+) -> str:
     """The whole leaderboard page, ending with a newline; `diagnostics` is the diagnostics
-    stage's report (ADF tests and seasonal strength per series)."""
+    stage's report (ADF tests and seasonal strength per series); `tuning` the models' tuning
+    reports and `timings` their seconds (`pipeline.tuning_report`), by model."""
     baseline, alpha, horizons = details["baseline"], details["alpha"], details["horizons"]
     step = step_label(horizons[0])
     models = report["models"]
@@ -67,6 +76,7 @@ def render(report: dict, details: dict, folds: dict[str, list[dict]], images: Se
             "",
         ]
     lines += _by_fold(ranked, details, baseline, step)
+    lines += tuning_report.section(tuning or {}, timings or {}, text()["tuning"])
     lines += _pairwise(ranked, details, alpha, step)
     lines += _stationarity(diagnostics, alpha)
     lines += ["## Plots", "", *[f"- [{path.stem}]({path.as_posix()})" for path in images], ""]

@@ -211,6 +211,99 @@ class RnnScratchParams(_Section):
         _require(0 < fraction < 1, "validation_fraction", f"must be between 0 and 1, got {fraction}")
 
 
+# The families `tune.models` can name (each a model stage), and the keys of each family's search
+# space beside its own section's: `n_lags` is `features.n_lags`, sklearn's keys are estimator
+# keyword arguments (`sklearn.params`, checked by the stage that builds the estimator).
+TUNABLE = ("arima", "sklearn", "lstm", "rnn_scratch")
+_FAMILY_SECTIONS = {"arima": ArimaParams, "lstm": LstmParams, "rnn_scratch": RnnScratchParams}
+Tunable = Literal["arima", "sklearn", "lstm", "rnn_scratch"]
+SPACE_KEYS = {
+    "arima": ("max_p", "max_q", "d"),  # the AIC grid's bounds, so arima.order must be auto
+    "sklearn": None,  # any keyword argument of the estimator, and n_lags
+    "lstm": ("units", "dropout", "epochs", "batch_size", "learning_rate", "patience", "strategy", "n_lags"),
+    "rnn_scratch": ("hidden", "epochs", "batch_size", "learning_rate", "clip", "patience", "strategy", "n_lags"),
+}
+
+
+class TuneParams(_Section):
+    """Nested hyperparameter search (`pipeline.tuning`): per series and fold, an Optuna study on
+    that fold's train part alone. A search space maps a key to `{low: a, high: b}` (integers if
+    both are, else numbers; `log: true` samples on a log scale, a > 0) or `{choices: [...]}` (any
+    values, lists included: `units: {choices: [[16], [32, 16]]}`)."""
+
+    trials: int = Field(0, ge=0)  # per study, the same for every tuned family; 0: tuning off
+    models: list[Tunable] = ["sklearn", "lstm"]  # stages to tune (lstm: every cell in lstm.cells)
+    inner_windows: int = Field(2, ge=1)  # inner walk-forward folds at the end of each outer train part
+    inner_test_size: int = Field(250, ge=1)  # test days per inner fold
+    horizon: int = Field(1, ge=1)  # the horizon the objective (inner RMSE / inner naive RMSE) scores
+    seed: int = 0  # every study's TPESampler seed
+    arima: dict[str, Any] = {"max_p": {"low": 0, "high": 3}, "max_q": {"low": 0, "high": 3}}
+    sklearn: dict[str, Any] = {
+        "alpha": {"low": 0.1, "high": 100000.0, "log": True},  # ridge's penalty, in place of its LOO grid
+        "n_lags": {"choices": [10, 20, 40, 60]},
+    }
+    lstm: dict[str, Any] = {
+        "units": {"choices": [[16], [32], [64], [32, 16]]},  # layers and units
+        "dropout": {"low": 0.0, "high": 0.3},
+        "learning_rate": {"low": 0.0003, "high": 0.01, "log": True},
+        "n_lags": {"choices": [20, 40, 60]},
+        "batch_size": {"choices": [64, 128, 256]},
+    }
+    rnn_scratch: dict[str, Any] = {
+        "hidden": {"choices": [8, 16, 32]},
+        "learning_rate": {"low": 0.001, "high": 0.1, "log": True},
+    }
+
+    def _check(self) -> None:
+        _require(len(set(self.models)) == len(self.models), "models", f"lists a model twice: {self.models}")
+        for family in TUNABLE:
+            for key, space in getattr(self, family).items():
+                _check_space(family, key, space)
+
+    def space(self, family: str) -> dict[str, Any]:
+        """The search space of `family` (a `TUNABLE` stage)."""
+        return getattr(self, family)
+
+
+def _check_space(family: str, key: str, space: Any) -> None:
+    """One search-space entry `tune.<family>.<key>`: its form, and every value it can take is a
+    valid value of the key (the range's ends, each choice)."""
+    where = f"{family}.{key}"
+    allowed = SPACE_KEYS[family]
+    if allowed is not None:
+        _require(key in allowed, where, f"not a tunable key of {family} (expected one of {', '.join(allowed)})")
+    form = "expected {low: a, high: b} (log: true for a log scale) or {choices: [...]}"
+    _require(isinstance(space, dict), where, f"{form}, got {space!r}")
+    if "choices" in space:
+        _require(set(space) == {"choices"}, where, f"{form}, got {space!r}")
+        choices = space["choices"]
+        _require(
+            isinstance(choices, list) and bool(choices), where, f"choices must be a non-empty list, got {choices!r}"
+        )
+        _require(len({repr(c) for c in choices}) == len(choices), where, f"lists a choice twice: {choices}")
+        values = choices
+    else:
+        _require({"low", "high"} <= set(space) <= {"low", "high", "log"}, where, f"{form}, got {space!r}")
+        low, high, log = space["low"], space["high"], space.get("log", False)
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+        _require(numbers, where, f"low and high must be numbers, got {low!r} and {high!r}")
+        _require(isinstance(log, bool), where, f"log must be true or false, got {log!r}")
+        _require(low < high, where, f"low must be below high, got {low} and {high}")
+        _require(not log or low > 0, where, f"a log scale needs low > 0, got {low}")
+        values = [low, high]
+    if family == "sklearn" and key != "n_lags":
+        return  # estimator arguments: the stage checks them against the estimator
+    section = FeaturesParams if key == "n_lags" else _FAMILY_SECTIONS[family]
+    for value in values:
+        try:
+            section.model_validate({key: value})
+        except ValidationError as err:
+            problem = err.errors()[0]
+            rule = problem.get("ctx", {}).get("error")
+            reason = rule.problem if isinstance(rule, _Invalid) else problem["msg"]
+            raise _Invalid(where, f"{value!r} is not a valid value: {reason}") from None
+
+
 class DiagnosticsParams(_Section):
     seasonal_period: int = Field(252, ge=2)  # trading days in the decomposition's season (one year)
 
@@ -241,6 +334,7 @@ class Params(BaseModel):
     sklearn: SklearnParams = Field(default_factory=SklearnParams)
     lstm: LstmParams = Field(default_factory=LstmParams)
     rnn_scratch: RnnScratchParams = Field(default_factory=RnnScratchParams)
+    tune: TuneParams = Field(default_factory=TuneParams)
     diagnostics: DiagnosticsParams = Field(default_factory=DiagnosticsParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     mlflow: MlflowParams = Field(default_factory=MlflowParams)
@@ -268,6 +362,20 @@ class Params(BaseModel):
                 )
         if self.arima.exog and not covariates:
             raise _Invalid("arima.exog", "true needs at least one covariate in features.covariates")
+        tune = self.tune
+        if tune.horizon not in self.forecast.horizons:
+            raise _Invalid("tune.horizon", f"{tune.horizon} is not one of forecast.horizons {self.forecast.horizons}")
+        if tune.horizon >= tune.inner_test_size:
+            raise _Invalid("tune.inner_test_size", f"{tune.inner_test_size} must be longer than tune.horizon")
+        # The windows table holds features.n_lags lags of every covariate channel: a trial with
+        # other lags would forecast from the prices alone, silently dropping the covariates.
+        for family in tune.models if tune.trials and self.features.covariates else ():
+            if "n_lags" in tune.space(family):
+                raise _Invalid(
+                    f"tune.{family}.n_lags", "cannot be tuned with features.covariates: remove it from the space"
+                )
+        if tune.trials and "arima" in tune.models and tune.arima and self.arima.order != "auto":
+            raise _Invalid("tune.arima", "tunes the order search's bounds: needs arima.order: auto")
         return self
 
 

@@ -19,6 +19,7 @@ EVALUATION = REPORTS / "evaluation.json"  # evaluate's scores beyond the metrics
 PLOTS = REPORTS / "plots"
 DIAGNOSTICS = REPORTS / "diagnostics"  # per-series statistics and figures of the prices alone
 DIAGNOSTICS_JSON = DIAGNOSTICS / "diagnostics.json"
+TUNING = REPORTS / "tuning"  # per model stage: what its studies chose and tried (`pipeline.tuning_report`)
 TRACKED = DATA / "tracked.json"  # the tracking stage's receipt: what it logged (no run ids)
 
 
@@ -43,3 +44,14 @@ def decompositions(diagnostics: dict) -> list[Path]:
     return [
         decomposition(uid) for uid, entry in diagnostics["series"].items() if entry["seasonal_strength"] is not None
     ]
+
+
+def tuning(model: str) -> Path:
+    """A model stage's tuning report: the chosen values and trials per (series, fold), no timings."""
+    return TUNING / f"{model}.json"
+
+
+def tuning_seconds(model: str) -> Path:
+    """The same studies' wall-clock seconds: an output of its own, since they differ run to run
+    (DVC does not cache it, git ignores it)."""
+    return TUNING / f"{model}.seconds.json"

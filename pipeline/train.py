@@ -12,22 +12,30 @@ the same table shape; the table's file stem is the model's name on the leaderboa
 series' last-fold model is saved under `models/<name>/` (`pipeline.models.store`), what the
 forecast command and the tracking stage read. A model with gradients by lag (the recurrent nets,
 ridge) has each series' last-fold profile in its table's metadata (`pipeline.gradients`).
+
+With `tune.trials` above 0, the stages in `tune.models` tune their models per series and fold
+inside each train part (`pipeline.tuning`) and write what was chosen and tried to
+`reports/tuning/<name>.json` (timings beside it, in `<name>.seconds.json`); every model stage
+writes an untuned report otherwise.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import sys
+import time
 
 import joblib
 import numpy as np
 
-from pipeline import gradients, io, paths
+from pipeline import gradients, io, paths, tuning_report
 from pipeline.cli import UserError, run
 from pipeline.models import store
 from pipeline.models.windowed import Windowed
 from pipeline.parallel import parallel_backend, warm_up
-from pipeline.params import Params, load_params
+from pipeline.params import TUNABLE, Params, load_params, parse_params
+from pipeline.tuning import Tuned, check_space
 from pipeline.walkforward import (
     Intervals,
     folds_from_json,
@@ -39,6 +47,7 @@ from pipeline.walkforward import (
 
 # stage -> the params sections its models depend on (beside the prices and folds): recorded
 # with each model, and what dvc.yaml lists for the stage.
+# (A tuned model's also include `tune`: `sections`.)
 SECTIONS = {
     "naive": ("data", "forecast", "intervals", "split"),
     "arima": ("data", "forecast", "intervals", "split", "arima"),
@@ -46,6 +55,48 @@ SECTIONS = {
     "lstm": ("data", "features", "forecast", "intervals", "split", "lstm"),
     "rnn_scratch": ("data", "features", "forecast", "intervals", "split", "rnn_scratch"),
 }
+
+
+def tuned(stage: str, params: Params) -> bool:
+    """Whether `stage` tunes its models (`tune.trials` above 0 and the stage in `tune.models`)."""
+    return params.tune.trials > 0 and stage in params.tune.models
+
+
+def sections(stage: str, params: Params) -> list[str]:
+    """The params sections `stage`'s models depend on with these params."""
+    return [*SECTIONS[stage], *(["tune"] if tuned(stage, params) else [])]
+
+
+def with_values(stage: str, params: Params, values: dict) -> Params:
+    """`params` with a trial's `values` (keys of `tune.<stage>`) in their sections: `n_lags` in
+    `features`, sklearn's in `sklearn.params`, the others in the stage's own."""
+    raw = copy.deepcopy(params.model_dump())
+    for key, value in values.items():
+        if key == "n_lags":
+            raw["features"]["n_lags"] = value
+        elif stage == "sklearn":
+            raw["sklearn"]["params"][key] = value
+        else:
+            raw[stage][key] = value
+    return parse_params(raw, source="tune")
+
+
+def candidate(stage: str, name: str, params: Params, values: dict):
+    """The unfitted model `name` of `stage` with a trial's `values` in place of the params file's."""
+    return build_models(stage, with_values(stage, params, values))[name]
+
+
+def tuned_models(stage: str, params: Params, models: dict) -> dict:
+    """`models`, each wrapped in `tuning.Tuned` when the stage is tuned; unchanged otherwise."""
+    if not tuned(stage, params):
+        return models
+    tune, space = params.tune, params.tune.space(stage)
+    out = {}
+    for name in models:
+        build = functools.partial(candidate, stage, name, params)
+        check_space(build, stage, space)
+        out[name] = Tuned(build, space, tune.trials, tune.inner_windows, tune.inner_test_size, tune.horizon, tune.seed)
+    return out
 
 
 def build_models(stage: str, params: Params) -> dict:
@@ -102,8 +153,8 @@ def window_params(params: Params) -> dict:
 
 
 def prepare(stage: str, params: Params) -> None:
-    """What a worker does before its first task: import the stage's model libraries."""
-    for model in build_models(stage, params).values():
+    """What a worker does before its first task: import the stage's model libraries (and Optuna's)."""
+    for model in tuned_models(stage, params, build_models(stage, params)).values():
         model.prepare()
 
 
@@ -176,14 +227,15 @@ def gradient_profiles(
 
 
 def saved_models(
-    name: str, stage: str, fitted: list[tuple[str, int, object]], intervals: dict | None = None
+    name: str, stage: str, fitted: list[tuple[str, int, object]], intervals: dict | None = None, used=None
 ) -> tuple[dict, dict]:
-    """(manifest, {series: (fold, model)}) of `models/<name>/` from `walk_forward`'s fitted models."""
+    """(manifest, {series: (fold, model)}) of `models/<name>/` from `walk_forward`'s fitted
+    models; `used`: the params sections they depend on (the stage's `SECTIONS` by default)."""
     last, curves = {}, {}
     for uid, fold, model in fitted:
         last[uid] = (fold, model)  # folds come in order: a series' last fold wins
         curves.setdefault(uid, {})[fold] = model.history()
-    return store.manifest(name, stage, list(SECTIONS[stage]), last, curves, intervals), last
+    return store.manifest(name, stage, list(used or SECTIONS[stage]), last, curves, intervals), last
 
 
 def main() -> None:
@@ -201,25 +253,36 @@ def main() -> None:
         models = build_models(stage, params)
         if len(sys.argv) == 3:
             models = {sys.argv[2]: models[sys.argv[2]]}
+        models = tuned_models(stage, params, models)
         for _ in warming:
             pass
         spec = interval_spec(params)
         for name, model in models.items():
+            start = time.perf_counter()
             columns = model.input_columns()
             table_path = paths.COVARIATES if model.inputs_from == "covariates" else paths.WINDOWS
             inputs = (io.read_table(table_path, ["unique_id", "ds", *columns]), columns) if columns else None
             table, fitted = walk_forward(
                 model, prices, folds, params.parallel.n_jobs, label=name, inputs=inputs, intervals=spec
             )
+            if isinstance(model, Tuned):
+                report = tuning_report.report(name, params.tune, model.space, fitted)
+                clock = tuning_report.seconds(name, fitted, time.perf_counter() - start)
+                fitted = [(uid, fold, fit.best_) for uid, fold, fit in fitted]  # the chosen models
+            else:
+                report = clock = tuning_report.untuned(name)
             intervals = interval_metadata(model, spec)
             calibration = dict(intervals or {})
             if spec is not None and not spec.own(model):  # a forecast from the last day needs its half-widths
                 calibration["half_widths"] = next_half_widths(table, spec)
-            manifest, last = saved_models(name, stage, fitted, calibration or None)
+            manifest, last = saved_models(name, stage, fitted, calibration or None, sections(stage, params))
             profiles = gradient_profiles(fitted, prices, folds, params.parallel.n_jobs, inputs)
             description = describe(name, stage, fitted[-1][2], intervals, profiles)
             io.write_table(table, paths.predictions(name), metadata=description)
             store.write(paths.model_directory(name), manifest, last)
+            if stage in TUNABLE:
+                io.write_json(report, paths.tuning(name))
+                io.write_json(clock, paths.tuning_seconds(name))
             print(f"{stage}: {len(table)} forecasts -> {paths.predictions(name)}, {paths.model_directory(name)}/")
 
 

@@ -94,7 +94,9 @@ def test_each_cell_is_its_own_stage_reading_every_lstm_key_but_the_list_of_cells
     raw = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["lstm"]
     assert raw["foreach"] == "${lstm.cells}"
     assert raw["do"]["cmd"] == "python -m pipeline.train lstm ${item}"
-    assert set(raw["do"]["outs"]) == {"data/predictions/${item}.parquet", "models/${item}"}
+    outs = {out if isinstance(out, str) else next(iter(out)) for out in raw["do"]["outs"]}
+    tuning = {"reports/tuning/${item}.json", "reports/tuning/${item}.seconds.json"}
+    assert outs == {"data/predictions/${item}.parquet", "models/${item}", *tuning}
     listed = {key for key in raw["do"]["params"] if key.startswith("lstm")}
     assert listed == {f"lstm.{key}" for key in LstmParams.model_fields if key != "cells"}
 

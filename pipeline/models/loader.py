@@ -34,7 +34,7 @@ def load(directory: Path, uid: str):
     entry = content["series"][uid]
     where = Path(directory) / entry["path"]
     try:
-        model = family_class(content["family"]).load(where, content["params"])
+        model = family_class(content["family"]).load(where, entry.get("params", content["params"]))
         if "intervals" in entry:  # calibrated by the walk-forward loop (`pipeline.models.calibrated`)
             from pipeline.models.calibrated import Calibrated
 

@@ -50,7 +50,8 @@ ESTIMATORS = {
 # ridge chooses its penalty per fold on the train windows (efficient leave-one-out), from a grid
 # wider than scikit-learn's (0.1, 1, 10): on 60 standardised lags of S&P 500 returns it picks
 # about 3e4, and alpha=1 forecasts 1.2% worse than the random walk (0.06% better at 3e4).
-# `sklearn.params.alphas` replaces the grid; `alphas: [1.0]` is a plain Ridge(alpha=1).
+# `sklearn.params.alphas` replaces the grid; `alphas: [1.0]` or `alpha: 1.0` is a plain
+# Ridge(alpha=1) (`alpha` is what `tune.sklearn` searches on a log scale).
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 13))
 
 
@@ -63,6 +64,10 @@ def make_estimator(name: str, kwargs: dict[str, Any], random_state: int):
     if name not in ESTIMATORS:
         raise UserError(f"sklearn.estimator: unknown estimator {name!r} (expected one of {', '.join(ESTIMATORS)})")
     cls = ESTIMATORS[name]
+    if cls is RidgeCV and "alpha" in kwargs:
+        if "alphas" in kwargs:
+            raise UserError("sklearn.params.alpha: give ridge one of alpha (one penalty) and alphas (a grid)")
+        kwargs = {**{k: v for k, v in kwargs.items() if k != "alpha"}, "alphas": [kwargs["alpha"]]}
     if cls is RidgeCV and "alphas" not in kwargs:
         kwargs = {**kwargs, "alphas": RIDGE_ALPHAS}
     accepted = cls().get_params()

@@ -63,7 +63,9 @@ def manifest(
 ) -> dict:
     """The manifest of one model's directory.
 
-    `last` maps each series to (fold, fitted model) of its last fold; `curves` maps series to
+    `last` maps each series to (fold, fitted model) of its last fold (a series whose model has
+    other constructor params than the first's, as tuning chooses them, has its own `params`);
+    `curves` maps series to
     fold to training curves (`Model.history()`); `intervals`, where the loop calibrated them,
     has the `method`, `levels` and `gamma` and per series (`half_widths`) the half-widths of a
     forecast from its last day, by horizon and level (`walkforward.next_half_widths`).
@@ -78,6 +80,8 @@ def manifest(
             directory += "_"
         names[directory] = uid
         series[uid] = {"path": directory, "fold": fold, "learned": model.learned()}
+        if model.config() != first.config():  # tuned per series: its own constructor params
+            series[uid]["params"] = model.config()
         if intervals is not None and uid in intervals.get("half_widths", {}):
             levels = list(intervals["levels"])
             series[uid]["intervals"] = {"levels": levels, "half_widths": intervals["half_widths"][uid]}

@@ -29,7 +29,7 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from pipeline import paths
+from pipeline import io, paths, tuning_report
 from pipeline.forecast import recent_prices
 from pipeline.params import Params
 from pipeline.tracking import flavours, store
@@ -138,6 +138,9 @@ class PipelineRun:
         # What the model read beside the prices (`features.covariates`, or none: ARIMA without exog)
         covariates = manifest["params"].get("covariates", [])
         params.append(Param("covariates", json.dumps(covariates)))
+        tuning = io.read_json(paths.tuning(outputs.name)) if paths.tuning(outputs.name).is_file() else {}
+        if tuning.get("tuned"):  # what each (series, fold) study chose
+            params += [Param(k, v) for k, v in tuning_report.chosen_params(tuning, key_part).items()]
         self.client.log_batch(run_id, params=params)
         with mlflow.start_run(run_id=run_id):
             with warnings.catch_warnings():  # a local path matches two of MLflow's source types, both right
@@ -146,6 +149,9 @@ class PipelineRun:
                     prices, source=str(source), name="prices", digest=self.tags[f"md5.{paths.PRICES.as_posix()}"]
                 )
             mlflow.log_input(dataset, context="training")
+            if tuning.get("tuned"):  # every trial as a table, and the whole report
+                mlflow.log_table(pd.DataFrame(tuning_report.trials_table(tuning)), artifact_file="tuning_trials.json")
+                mlflow.log_dict(tuning, "tuning.json")
             uris = {}
             for uid in manifest["series"]:
                 recent = recent_prices(prices, uid, covariates)
