@@ -17,8 +17,12 @@ horizon (h=1 by default) stands for "one step" wherever a single figure is repor
   vs-naive figures where the baseline has no forecast on the same rows, and the DM figures for
   the baseline itself (a forecast against itself has no test); directional_accuracy when every
   actual price equals its cutoff's. A forecast of no change calls no direction and counts as
-  wrong, so the naive baseline's directional_accuracy is 0. A model whose table has prediction
-  intervals also has coverage_<L>, width_<L> and interval_score_<L> for each level L.
+  wrong, so the naive baseline's directional_accuracy is 0 (and its pt_pvalue, the
+  Pesaran-Timmermann test of direction, null). A model whose table has prediction intervals also
+  has coverage_<L>, width_<L> and interval_score_<L> for each level L. Beside the scores:
+  `trading` per model and series and `buy_and_hold` (the economic value of the shortest
+  horizon's forecasts, `pipeline.trading`), and `tests` (SPA, MCS and the Holm-corrected shares
+  across series, `pipeline.evidence`).
 - `reports/evaluation.json`: what does not belong in the contract: per-fold scores, pairwise DM
   tests, the intervals' pinball loss, each model's interval method (from its table's metadata),
   parameter counts, directional-accuracy day counts, at the shortest horizon and under
@@ -27,9 +31,11 @@ horizon (h=1 by default) stands for "one step" wherever a single figure is repor
 - `reports/leaderboard.md`: all of it for a person, with plain-words verdicts, and the ADF tests
   and seasonal strength of the diagnostics stage (`reports/diagnostics/`).
 - `reports/plots/`: PNGs under `images/`, and the data of the DVC plots as CSV: the one-step
-  figures per series and fold, RMSE / naive against the horizon (`skill_by_horizon`), nominal
-  against empirical coverage (`calibration`), each series' champion with its bands (`fan_*`) and
-  the gradient of the forecast by lag (`gradient_by_lag`).
+  figures per series (at most `evaluate.max_series_figures` series, `evidence.figure_series`) and
+  fold, the equity curves (`equity`), RMSE / naive across series (`skill_by_series`) and
+  against the horizon (`skill_by_horizon`), nominal against empirical coverage (`calibration`),
+  each series' champion with its bands (`fan_*`) and the gradient of the forecast by lag
+  (`gradient_by_lag`).
 """
 
 from __future__ import annotations
@@ -255,20 +261,6 @@ def fan_frame(rows: pd.DataFrame, model: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
-def series_skill_frame(report: dict) -> pd.DataFrame:
-    """`h`, `model`, `unique_id`, `rmse_vs_naive` of every model but the baseline on every series
-    (NaN where undefined): the data of the figure across series."""
-    rows = [
-        (int(h), model, uid, s["rmse_vs_naive"])
-        for uid, by_model in report["series"].items()
-        for model, scores in by_model.items()
-        if model != BASELINE
-        for h, s in scores["by_horizon"].items()
-    ]
-    frame = pd.DataFrame(rows, columns=["h", "model", "unique_id", "rmse_vs_naive"])
-    return frame.astype({"h": "int64", "rmse_vs_naive": "float64"}).sort_values(["h", "model", "unique_id"])
-
-
 def gradient_frame(report: dict) -> pd.DataFrame:
     """`lag`, `model`, `gradient`: each model's normalised profile (`evaluation.json`'s `gradient_by_lag`)."""
     rows = [
@@ -310,7 +302,7 @@ def write_plots(
     `calibration` the `skill_frame` and `calibration_frame` of every horizon, `gradient` the
     `gradient_frame` (empty without recurrent models or ridge), `equity` the equal-weight
     portfolio's growth of 1 per strategy (`trading.portfolio`), `series_skill` the
-    `series_skill_frame` (drawn with more than one series), `champion` each drawn series'
+    `evidence.series_skill_frame` (drawn with more than one series), `champion` each drawn series'
     champion at `rows`' horizon, whose fan chart is drawn where it has intervals: the series
     drawn one by one are `champion`'s keys (`evidence.figure_series`). Figures are drawn on
     `n_jobs` processes when there are many (three or four per series). Returns the PNG paths in
@@ -412,7 +404,7 @@ def main() -> None:
         calibration_frame(report),
         gradient_frame(details["gradient_by_lag"]),
         trading.portfolio(trading.daily_frame(first, params.strategy, params.cost_bps)),
-        series_skill_frame(report),
+        evidence.series_skill_frame(report),
         {uid: champion[uid] for uid in drawn},
         params,
         paths.PLOTS,

@@ -131,6 +131,20 @@ def _summary(entries: list[dict]) -> dict:
     }
 
 
+def series_skill_frame(report: dict) -> pd.DataFrame:
+    """`h`, `model`, `unique_id`, `rmse_vs_naive` of every model but the baseline on every series
+    (NaN where undefined): the data of the figure across series."""
+    rows = [
+        (int(h), model, uid, s["rmse_vs_naive"])
+        for uid, by_model in report["series"].items()
+        for model, scores in by_model.items()
+        if model != BASELINE
+        for h, s in scores["by_horizon"].items()
+    ]
+    frame = pd.DataFrame(rows, columns=["h", "model", "unique_id", "rmse_vs_naive"])
+    return frame.astype({"h": "int64", "rmse_vs_naive": "float64"}).sort_values(["h", "model", "unique_id"])
+
+
 def figure_series(report: dict, limit: int) -> list[str]:
     """The series drawn one by one: all when there are at most `limit`, else `limit` of them
     spread evenly over the series ranked by their median RMSE / naive at the shortest horizon
