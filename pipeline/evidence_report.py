@@ -19,7 +19,7 @@ def headlines(report: dict, horizons: list[int], baseline: str, alpha: float) ->
     """One bullet per horizon: Hansen's SPA verdict on "does any model beat the baseline", then
     the model confidence set."""
     words = text()["evidence"]
-    lines = []
+    n, lines = len(report["series"]), []
     for h in horizons:
         spa, mcs = report["tests"]["spa"].get(str(h)), report["tests"]["mcs"].get(str(h))
         if spa is None:
@@ -32,7 +32,7 @@ def headlines(report: dict, horizons: list[int], baseline: str, alpha: float) ->
                 p=pvalue(spa["pvalue"]),
                 alpha_pct=f"{alpha:.0%}",
                 n_models=f"{len(report['models']) - 1} model{'' if len(report['models']) == 2 else 's'}",
-                n_series=len(report["series"]),
+                pooled=f"pooled over {n} series" if n > 1 else f"on {', '.join(report['series'])}",
             )
         if mcs is not None:
             sentence += " " + words["mcs"].format(size=f"{mcs['size']:.0%}", models=", ".join(mcs["included"]))
