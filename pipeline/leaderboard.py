@@ -3,7 +3,9 @@
 `render` is a pure function of the two reports the stage writes (`metrics.json`'s contents and
 `evaluation.json`'s), the folds and the figure paths; it names no model but the baseline the
 reports name. Skill against the baseline is shown at every horizon; the other tables are at the
-shortest horizon (one step by default) and say so.
+shortest horizon (one step by default) and say so. The headline (SPA and MCS per horizon), the
+multiple-testing table, the summary across series and the economic value are
+`pipeline.evidence_report`'s.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def performance(returns: np.ndarray, daily_turnover: np.ndarray) -> dict:
         skew, kurt = float(stats.skew(r)), float(stats.kurtosis(r, fisher=False))
         se = float(np.sqrt(max(1 + daily_sr**2 * (kurt - 1) / 4 - skew * daily_sr, 0) / n) * np.sqrt(TRADING_DAYS))
     return {
-        "annual_return": float(equity[-1] ** (TRADING_DAYS / n) - 1),
+        "annual_return": float(max(equity[-1], 0) ** (TRADING_DAYS / n) - 1),  # -100% once all is lost
         "volatility": sd * float(np.sqrt(TRADING_DAYS)),
         "sharpe": None if daily_sr is None else daily_sr * float(np.sqrt(TRADING_DAYS)),
         "sharpe_se": se,
