@@ -17,8 +17,12 @@ horizon (h=1 by default) stands for "one step" wherever a single figure is repor
   vs-naive figures where the baseline has no forecast on the same rows, and the DM figures for
   the baseline itself (a forecast against itself has no test); directional_accuracy when every
   actual price equals its cutoff's. A forecast of no change calls no direction and counts as
-  wrong, so the naive baseline's directional_accuracy is 0. A model whose table has prediction
-  intervals also has coverage_<L>, width_<L> and interval_score_<L> for each level L.
+  wrong, so the naive baseline's directional_accuracy is 0 (and its pt_pvalue, the
+  Pesaran-Timmermann test of direction, null). A model whose table has prediction intervals also
+  has coverage_<L>, width_<L> and interval_score_<L> for each level L. Beside the scores:
+  `trading` per model and series and `buy_and_hold` (the economic value of the shortest
+  horizon's forecasts, `pipeline.trading`), and `tests` (SPA, MCS and the Holm-corrected shares
+  across series, `pipeline.evidence`).
 - `reports/evaluation.json`: what does not belong in the contract: per-fold scores, pairwise DM
   tests, the intervals' pinball loss, each model's interval method (from its table's metadata),
   parameter counts, directional-accuracy day counts, at the shortest horizon and under
@@ -27,9 +31,11 @@ horizon (h=1 by default) stands for "one step" wherever a single figure is repor
 - `reports/leaderboard.md`: all of it for a person, with plain-words verdicts, and the ADF tests
   and seasonal strength of the diagnostics stage (`reports/diagnostics/`).
 - `reports/plots/`: PNGs under `images/`, and the data of the DVC plots as CSV: the one-step
-  figures per series and fold, RMSE / naive against the horizon (`skill_by_horizon`), nominal
-  against empirical coverage (`calibration`), each series' champion with its bands (`fan_*`) and
-  the gradient of the forecast by lag (`gradient_by_lag`).
+  figures per series (at most `evaluate.max_series_figures` series, `evidence.figure_series`) and
+  fold, the equity curves (`equity`), RMSE / naive across series (`skill_by_series`) and
+  against the horizon (`skill_by_horizon`), nominal against empirical coverage (`calibration`),
+  each series' champion with its bands (`fan_*`) and the gradient of the forecast by lag
+  (`gradient_by_lag`).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import gradients, io, leaderboard, metrics, paths, plots
+from pipeline import evidence, gradients, io, leaderboard, metrics, paths, plots, trading
 from pipeline.cli import UserError, run
 from pipeline.params import EvaluateParams, load_params
 from pipeline.scoring import (
@@ -73,16 +79,29 @@ def read_predictions(directory: Path) -> tuple[dict[str, pd.DataFrame], dict[str
     return tables, {path.stem: io.read_table_metadata(path) for path in files}
 
 
-def metrics_report(rows: pd.DataFrame) -> dict:
+def metrics_report(rows: pd.DataFrame, params: EvaluateParams | None = None) -> dict:
     """The contents of `reports/metrics.json`: scores per model, and per series and model, at
-    the shortest horizon and `by_horizon` (`scoring.score_horizons`)."""
-    return {
-        "models": {model: score_horizons(group) for model, group in rows.groupby("model", sort=True)},
+    the shortest horizon and `by_horizon` (`scoring.score_horizons`), each with the economic
+    value of its shortest-horizon forecasts (`trading`, `pipeline.trading`), the buy-and-hold
+    position's (`buy_and_hold`), and `tests` (`evidence.tests_report`, and `cross_series`)."""
+    params = params or EvaluateParams()
+    value = trading.trading_report(trading.daily_frame(one_step(rows), params.strategy, params.cost_bps))
+    report = {
+        "models": {
+            model: {**score_horizons(group), "trading": value["models"][model]}
+            for model, group in rows.groupby("model", sort=True)
+        },
+        "buy_and_hold": value["models"][trading.BUY_AND_HOLD],
         "series": {
-            uid: {model: score_horizons(group) for model, group in series.groupby("model", sort=True)}
+            uid: {
+                model: {**score_horizons(group), "trading": value["series"][uid][model]}
+                for model, group in series.groupby("model", sort=True)
+            }
             for uid, series in rows.groupby("unique_id", sort=True)
         },
     }
+    report["tests"] = {**evidence.tests_report(rows, params.seed), "cross_series": evidence.cross_series(report)}
+    return report
 
 
 def one_step(rows: pd.DataFrame) -> pd.DataFrame:
@@ -160,14 +179,18 @@ def fold_report(rows: pd.DataFrame) -> dict:
     }
 
 
-def evaluation_report(rows: pd.DataFrame, descriptions: dict[str, dict]) -> dict:
+def evaluation_report(rows: pd.DataFrame, descriptions: dict[str, dict], params: EvaluateParams | None = None) -> dict:
     """The contents of `reports/evaluation.json`: per-model details, fold scores and pairwise DM
-    tests at the shortest horizon, and the same per horizon under `by_horizon."<h>"`."""
+    tests at the shortest horizon, and the same per horizon under `by_horizon."<h>"`; the
+    economic value's set-up (`trading`) and `max_series_figures`."""
+    params = params or EvaluateParams()
     first = one_step(rows)
     return {
         "baseline": BASELINE,
         "alpha": ALPHA,
         "horizons": [int(h) for h in sorted(rows["h"].unique())],
+        "trading": {"strategy": params.strategy, "cost_bps": params.cost_bps},
+        "max_series_figures": params.max_series_figures,
         "models": model_details(rows, descriptions),
         "folds": fold_report(first),
         "dm_pairwise": pairwise_dm(first),
@@ -267,6 +290,8 @@ def write_plots(
     skill: pd.DataFrame,
     calibration: pd.DataFrame,
     gradient: pd.DataFrame,
+    equity: pd.DataFrame,
+    series_skill: pd.DataFrame,
     champion: dict[str, str],
     params: EvaluateParams,
     root: Path,
@@ -276,10 +301,13 @@ def write_plots(
 
     `rows` are one horizon's (the one-step figures), `folds` its `fold_report`, `skill` and
     `calibration` the `skill_frame` and `calibration_frame` of every horizon, `gradient` the
-    `gradient_frame` (empty without recurrent models or ridge), `champion` each
-    series' champion at `rows`' horizon, whose fan chart is drawn where it has intervals.
-    Figures are drawn on `n_jobs` processes when there are many (three or four per series).
-    Returns the PNG paths in the order the leaderboard lists them.
+    `gradient_frame` (empty without recurrent models or ridge), `equity` the equal-weight
+    portfolio's growth of 1 per strategy (`trading.portfolio`), `series_skill` the
+    `evidence.series_skill_frame` (drawn with more than one series), `champion` each drawn series'
+    champion at `rows`' horizon, whose fan chart is drawn where it has intervals: the series
+    drawn one by one are `champion`'s keys (`evidence.figure_series`). Figures are drawn on
+    `n_jobs` processes when there are many (three or four per series). Returns the PNG paths in
+    the order the leaderboard lists them.
     """
     images = root / "images"
     colors = plots.model_colors(sorted(rows["model"].unique()))
@@ -306,7 +334,13 @@ def write_plots(
     csv(gradient, root / f"{plots.GRADIENT_BY_LAG}.csv")  # header only without profiles, as calibration
     if len(gradient):
         png(plots.gradient_figure, gradient, colors, gradients.VANISHED, name=f"{plots.GRADIENT_BY_LAG}.png")
-    for uid, series in rows.groupby("unique_id", sort=True):
+    csv(equity[["model", "ds", "equity"]], root / f"{plots.EQUITY}.csv")
+    title = f"Growth of 1, {params.strategy} on the {step} forecasts after {params.cost_bps:g} bp per unit of turnover"
+    png(plots.equity_figure, equity, colors, trading.BUY_AND_HOLD, title, name=f"{plots.EQUITY}.png")
+    if series_skill["unique_id"].nunique() > 1:
+        csv(series_skill, root / f"{plots.SKILL_BY_SERIES}.csv")
+        png(plots.series_skill_figure, series_skill, colors, BASELINE, name=f"{plots.SKILL_BY_SERIES}.png")
+    for uid, series in rows[rows["unique_id"].isin(list(champion))].groupby("unique_id", sort=True):
         last = last_fold_frame(series)
         csv(last, root / "forecast" / f"{uid}.csv")
         png(
@@ -367,15 +401,20 @@ def main() -> None:
     tables, descriptions = read_predictions(paths.PREDICTIONS)
     context = price_context(prices)
     rows = forecast_rows(tables, context, fold_scales(context, folds))
-    report = metrics_report(rows)
-    details = evaluation_report(rows, descriptions)
+    report = metrics_report(rows, params)
+    details = evaluation_report(rows, descriptions, params)
+    first = one_step(rows)
+    drawn = evidence.figure_series(report, params.max_series_figures)
+    champion = champions(report)
     images = write_plots(
-        one_step(rows),
+        first,
         details["folds"],
         skill_frame(report),
         calibration_frame(report),
         gradient_frame(details["gradient_by_lag"]),
-        champions(report),
+        trading.portfolio(trading.daily_frame(first, params.strategy, params.cost_bps)),
+        evidence.series_skill_frame(report),
+        {uid: champion[uid] for uid in drawn},
         params,
         paths.PLOTS,
         all_params.parallel.n_jobs,

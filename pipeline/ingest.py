@@ -2,9 +2,10 @@
 
     python -m pipeline.ingest      # params: data.*  ->  data/prices.parquet
 
-Sources (`data.source`): `sample` (real S&P 500 / NASDAQ daily prices shipped by the `arch`
-package, no network), `csv` (a user's file), `yfinance` (optional extra), `synthetic` (seeded
-geometric random walks for tests and benchmarks).
+Sources (`data.source`): `sample` (real daily prices that installed packages ship, no network:
+the S&P 500 and NASDAQ indices, 20 S&P 500 stocks, four tech stocks; `pipeline.samples`), `csv`
+(a user's file), `yfinance` (optional extra), `synthetic` (seeded geometric random walks for
+tests and benchmarks).
 
 NaN policy, per column: a row whose forecast-target price (adj_close, else close) is NaN is
 dropped and the count is logged; NaN in the other price columns and in volume is kept (those
@@ -22,11 +23,10 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
-from pipeline import io, paths
+from pipeline import io, paths, samples
 from pipeline.cli import UserError, run
 from pipeline.params import DataParams, load_params
 
-SAMPLE_IDS = {"sp500": "SP500", "nasdaq": "NASDAQ"}
 TICKER_PATTERN = re.compile(r"^[A-Za-z0-9^][A-Za-z0-9.^=_-]{0,31}$")
 MAX_PRICE = 1e12  # above any real quote; larger values are data errors that would overflow returns
 HEADER_ALIASES = {
@@ -202,11 +202,20 @@ def synthetic_prices(n_series: int, n_days: int, seed: int) -> pd.DataFrame:
 
 
 def load_sample(name: str) -> pd.DataFrame:
-    """One of the data sets the `arch` package ships, read from the installed package."""
-    import importlib
+    """One of the data sets installed packages ship (`samples.LOADERS`), on the prices contract."""
+    return standardize(samples.LOADERS[name](), f"data set {name}", default_id=samples.ARCH_IDS.get(name))
 
-    raw = importlib.import_module(f"arch.data.{name}").load().reset_index()
-    return standardize(raw, f"arch.data.{name}", default_id=SAMPLE_IDS[name])
+
+def load_samples(names: list[str]) -> pd.DataFrame:
+    """The data sets `names`, one table; a series id in two of them is a `UserError`."""
+    tables = [load_sample(name) for name in names]
+    seen: dict[str, str] = {}
+    for name, table in zip(names, tables, strict=True):
+        for uid in table["unique_id"].unique():
+            if uid in seen:
+                raise UserError(f"data.datasets: {seen[uid]} and {name} both have series {uid}; keep one")
+            seen[uid] = name
+    return pd.concat(tables, ignore_index=True)
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -259,7 +268,7 @@ def download_yfinance(tickers: list[str], start: str | None, end: str | None) ->
 def load_prices(params: DataParams) -> pd.DataFrame:
     """The prices table for `params`: chosen source, then the date filter."""
     if params.source == "sample":
-        prices = pd.concat([load_sample(name) for name in params.datasets], ignore_index=True)
+        prices = load_samples(params.datasets)
     elif params.source == "csv":
         prices = read_csv(Path(params.path))
     elif params.source == "yfinance":

@@ -3,24 +3,21 @@
 `render` is a pure function of the two reports the stage writes (`metrics.json`'s contents and
 `evaluation.json`'s), the folds and the figure paths; it names no model but the baseline the
 reports name. Skill against the baseline is shown at every horizon; the other tables are at the
-shortest horizon (one step by default) and say so.
+shortest horizon (one step by default) and say so. The headline (SPA and MCS per horizon), the
+multiple-testing table, the summary across series and the economic value are
+`pipeline.evidence_report`'s.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
-from pipeline import gradients, plots, scoring, tuning_report
-
-
-@functools.cache
-def text() -> dict:
-    """The page's prose paragraphs (`leaderboard_text.yaml` beside this module)."""
-    return yaml.safe_load((Path(__file__).parent / "leaderboard_text.yaml").read_text(encoding="utf-8"))
+from pipeline import evidence_report, gradients, plots, scoring, tuning_report
+from pipeline.report_format import num as _num
+from pipeline.report_format import pvalue as _p
+from pipeline.report_format import sig as _sig
+from pipeline.report_format import text
 
 
 def render(
@@ -39,7 +36,7 @@ def render(
     step = step_label(horizons[0])
     models = report["models"]
     ranked = sorted(models, key=lambda m: (models[m]["rmse"], m))
-    lines = ["# Leaderboard", "", *_headlines(models, horizons, baseline, alpha)]
+    lines = ["# Leaderboard", "", *_headlines(report, horizons, baseline, alpha)]
     lines += [
         text()["intro"].format(
             n_series=len(report["series"]),
@@ -55,6 +52,9 @@ def render(
     lines += _score_table(ranked, models, details, baseline, alpha, with_params=True)
     lines += ["", *_notes(details, baseline, alpha), ""]
     lines += _skill(ranked, models, horizons, baseline, alpha, images)
+    lines += evidence_report.multiple_testing(report, horizons, alpha) if baseline in models else []
+    lines += evidence_report.across_series(report, horizons, baseline, alpha, images, details["max_series_figures"])
+    lines += evidence_report.economic_value(report, details, images)
     lines += _parameters(ranked, details)
     lines += _intervals(ranked, models, details, horizons, images)
     lines += _gradients(details["gradient_by_lag"], list(report["series"]), images)
@@ -106,26 +106,10 @@ def verdict(scores: dict, baseline: str, alpha: float, model: str) -> str:
     return f"no evidence it beats {baseline}"
 
 
-def headline(models: dict, baseline: str, alpha: float, horizon: int) -> str:
-    """The sentence at the top for one horizon: does anything beat the baseline there?
-    `models` holds each model's scores at `horizon`."""
-    winners = [m for m, s in models.items() if m != baseline and scoring.beats_baseline(s)]
-    if winners:
-        named = ", ".join(
-            f"{m} (RMSE / {baseline} {_num(models[m]['rmse_vs_naive'], '.4f')}, "
-            f"p={_p(models[m]['dm_pvalue_vs_naive'])})"
-            for m in winners
-        )
-        return f"**h={horizon}: beats the {baseline} random walk at the {alpha:.0%} level: {named}.**"
-    ahead = f"{horizon} trading day{'' if horizon == 1 else 's'} ahead"
-    return text()["no_winner"].format(baseline=baseline, alpha_pct=f"{alpha:.0%}", h=horizon, ahead=ahead)
-
-
-def _headlines(models: dict, horizons: list[int], baseline: str, alpha: float) -> list[str]:
-    if baseline not in models:
+def _headlines(report: dict, horizons: list[int], baseline: str, alpha: float) -> list[str]:
+    if baseline not in report["models"]:
         return [f"**There is no `{baseline}` predictions table, so nothing is compared with the random walk.**", ""]
-    at = {h: {m: s["by_horizon"][str(h)] for m, s in models.items()} for h in horizons}
-    return [*(f"- {headline(at[h], baseline, alpha, h)}" for h in horizons), ""]
+    return evidence_report.headlines(report, horizons, baseline, alpha)
 
 
 def mark(scores: dict, baseline: str, alpha: float, model: str) -> str:
@@ -368,23 +352,6 @@ def _stationarity(diagnostics: dict, alpha: float) -> list[str]:
             alpha=f"{alpha:g}", wandering=", ".join(wandering) or "none", settled=", ".join(settled) or "none"
         )
     return [*lines, "", closing, ""]
-
-
-def _num(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-def _sig(value: float | None) -> str:
-    """Four significant digits, trailing zeros kept (20.10, 0.05010); whole numbers from 1,000."""
-    if value is None:
-        return "n/a"
-    return f"{value:,.0f}" if abs(value) >= 1000 else format(value, "#.4g")
-
-
-def _p(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return "<1e-4" if value < 1e-4 else f"{value:.4f}"
 
 
 def _join(values: list) -> str:

@@ -1,4 +1,5 @@
-"""Forecast scores: point errors, directional accuracy, prediction intervals and the Diebold-Mariano test.
+"""Forecast scores: point errors, direction (accuracy, Pesaran-Timmermann), prediction intervals and the
+Diebold-Mariano test.
 
 Pure functions of NumPy arrays in price units. A score that is undefined for its inputs (a
 zero scale, no scored day, a loss differential with zero variance) is returned as `None`, never
@@ -15,6 +16,7 @@ from sklearn.metrics import (
     mean_pinball_loss,
     root_mean_squared_error,
 )
+from statsmodels.stats.diagnostic import pesaran_timmermann
 from statsmodels.tsa.stattools import diebold_mariano_test
 
 
@@ -84,6 +86,19 @@ def directional_accuracy(y: np.ndarray, y_hat: np.ndarray, y_cutoff: np.ndarray)
     if n_scored == 0:
         return None, 0, n_flat
     return float(np.mean(predicted[moved] == actual[moved])), n_scored, n_flat
+
+
+def direction_pvalue(y: np.ndarray, y_hat: np.ndarray, y_cutoff: np.ndarray) -> float | None:
+    """Pesaran-Timmermann p-value (statsmodels, one-sided: direction called better than by
+    chance) of the forecast moves y_hat - y_cutoff against the actual moves y - y_cutoff, on the
+    days the price moved (as `directional_accuracy`). None where either side never or
+    always rises (the test's variance is zero: e.g. the naive forecast, which never moves)."""
+    actual, predicted = np.asarray(y) - np.asarray(y_cutoff), np.asarray(y_hat) - np.asarray(y_cutoff)
+    moved = actual != 0
+    actual, predicted = actual[moved], predicted[moved]
+    if len(actual) < 2 or len(set(actual > 0)) < 2 or len(set(predicted > 0)) < 2:
+        return None
+    return float(pesaran_timmermann(actual, predicted, alternative="larger").pvalue)
 
 
 def interval_coverage(y: np.ndarray, y_lo: np.ndarray, y_hi: np.ndarray) -> float:

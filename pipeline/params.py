@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipeline import paths
 from pipeline.cli import UserError
 
-SAMPLE_DATASETS = ("sp500", "nasdaq")
+SAMPLE_DATASETS = ("sp500", "nasdaq", "sp500_stocks", "bokeh_stocks")  # loaders: pipeline/samples.py
 Estimator = Literal["ridge", "random_forest", "hist_gradient_boosting", "mlp"]
 Cell = Literal["lstm", "gru", "simple_rnn"]
 ESTIMATORS, CELLS = typing.get_args(Estimator), typing.get_args(Cell)  # the field types own the names
@@ -58,7 +58,7 @@ class _Section(BaseModel):
 
 class DataParams(_Section):
     source: Literal["sample", "csv", "yfinance", "synthetic"] = "sample"
-    datasets: list[str] = ["sp500"]  # sample: arch's data sets
+    datasets: list[str] = ["sp500"]  # sample: data sets installed packages ship (SAMPLE_DATASETS)
     path: str | None = None  # csv: the user's file
     tickers: list[str] = []  # yfinance: symbols to download
     start: str | None = None  # inclusive ISO date filter, any source
@@ -310,6 +310,10 @@ class DiagnosticsParams(_Section):
 
 class EvaluateParams(_Section):
     zoom_days: int = Field(60, ge=2)  # the close-up plot of the last days, where lagging forecasts show
+    seed: int = Field(0, ge=0)  # the SPA and MCS bootstraps (arch's stationary bootstrap)
+    strategy: Literal["long_flat", "long_short"] = "long_flat"  # the position the h=1 forecast's direction takes
+    cost_bps: float = Field(5.0, ge=0, lt=10_000)  # basis points of each unit of turnover (a position change)
+    max_series_figures: int = Field(12, ge=0)  # series drawn one by one; the rest only in the summaries
 
 
 class MlflowParams(_Section):

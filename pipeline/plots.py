@@ -20,6 +20,8 @@ ACTUAL = "actual"  # the line label of the observed price in forecast frames
 SKILL_BY_HORIZON = "skill_by_horizon"  # the stem of the skill-by-horizon figure and its plot data
 CALIBRATION = "calibration"  # the stem of the interval calibration figure and its plot data
 GRADIENT_BY_LAG = "gradient_by_lag"  # the stem of the gradient-by-lag figure and its plot data
+EQUITY = "equity"  # the stem of the economic-value figure (equity curves) and its plot data
+SKILL_BY_SERIES = "skill_by_series"  # the stem of the figure of RMSE / naive across series
 MIN_TASKS_PER_PROCESS = 8  # per-series work goes to processes only above this
 
 
@@ -91,6 +93,44 @@ def skill_figure(frame: pd.DataFrame, colors: dict[str, str], baseline: str) -> 
     ax.set_xticks(sorted(frame["h"].unique()))
     ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
+    return figure
+
+
+def equity_figure(frame: pd.DataFrame, colors: dict[str, str], passive: str, title: str) -> Figure:
+    """Growth of 1 invested in each model's strategy and in `passive` (black), log scale:
+    `frame` has `model`, `ds` and `equity` columns."""
+    figure = Figure(figsize=(11, 5), layout="constrained")
+    ax = figure.subplots()
+    for model, rows in frame.groupby("model", sort=True):
+        color, width = ("black", 1.6) if model == passive else (colors[model], 1)
+        ax.plot(rows["ds"], rows["equity"], color=color, linewidth=width, label=model)
+    ax.set_yscale("log")
+    ax.set(title=title, xlabel="date", ylabel="value of 1 invested (log scale)")
+    ax.legend(loc="best", fontsize="small")
+    ax.grid(alpha=0.3, which="both")
+    return figure
+
+
+def series_skill_figure(frame: pd.DataFrame, colors: dict[str, str], baseline: str) -> Figure:
+    """RMSE / baseline of each series, one box per model and a panel per horizon, each series a
+    dot: `frame` has `h`, `model`, `unique_id` and `rmse_vs_naive` columns."""
+    horizons = sorted(frame["h"].unique())
+    figure = Figure(figsize=(4 * len(horizons) + 1, 4.5), layout="constrained")
+    axes = figure.subplots(1, len(horizons), sharey=True, squeeze=False)[0]
+    for ax, h in zip(axes, horizons, strict=True):
+        at = frame[(frame["h"] == h) & frame["rmse_vs_naive"].notna()]
+        models = sorted(at["model"].unique())
+        ax.boxplot([at.loc[at["model"] == m, "rmse_vs_naive"] for m in models], showfliers=False)
+        for i, model in enumerate(models, start=1):
+            values = at.loc[at["model"] == model, "rmse_vs_naive"].to_numpy()
+            jitter = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
+            ax.scatter(i + jitter, values, color=colors[model], s=10, zorder=3)
+        ax.axhline(1, color="black", linewidth=0.8)
+        ax.set_xticks(range(1, len(models) + 1), models, rotation=45, ha="right")
+        ax.set(title=f"h={h}")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel(f"RMSE / {baseline} per series")
+    figure.suptitle(f"RMSE / {baseline} across series (below 1 beats the random walk on that series)")
     return figure
 
 

@@ -28,6 +28,7 @@ METRIC_KEYS = (
     "mape",
     "mase",
     "directional_accuracy",
+    "pt_pvalue",
     "rmse_vs_naive",
     "dm_stat_vs_naive",
     "dm_pvalue_vs_naive",
@@ -230,10 +231,11 @@ def score(rows: pd.DataFrame) -> dict:
     """The contract's scores of one model's forecasts at one horizon (`forecast_rows` rows), in
     `METRIC_KEYS` order.
 
-    Direction is called from the price at the cutoff; MASE divides by the fold's one-step naive
-    MAE at every horizon. The vs-naive figures use only the rows where the baseline also
-    forecast, so both sides score the same days; the DM test takes them in time order within
-    each series and allows for the h - 1 days by which h-step errors overlap. Then, for each
+    Direction is called from the price at the cutoff, and `pt_pvalue` tests it against chance
+    (Pesaran-Timmermann, `metrics.direction_pvalue`; null for a forecast that never moves); MASE
+    divides by the fold's one-step naive MAE at every horizon. The vs-naive figures use only the
+    rows where the baseline also forecast, so both sides score the same days; the DM test takes them in time
+    order within each series and allows for the h - 1 days by which h-step errors overlap. Then, for each
     level L the rows have (`interval_levels`), `coverage_<L>` (a fraction), `width_<L>` and
     `interval_score_<L>` (price units, at alpha = 1 - L/100).
     """
@@ -254,6 +256,7 @@ def score(rows: pd.DataFrame) -> dict:
         "mape": metrics.mape(y, y_hat),
         "mase": metrics.mase(y, y_hat, rows["scale"].to_numpy()),
         "directional_accuracy": accuracy,
+        "pt_pvalue": metrics.direction_pvalue(y, y_hat, rows["y_cutoff"].to_numpy()),
         "rmse_vs_naive": ratio,
         "dm_stat_vs_naive": dm[0] if dm else None,
         "dm_pvalue_vs_naive": dm[1] if dm else None,

@@ -8,6 +8,11 @@ any model's params: a change of `features.n_lags` moves no fold, and the naive a
 stages do not rerun. Each fold is written as dates so the file reads and diffs well:
 `history_start`..`train_end` (the train part: every price the fold's models may learn from)
 and `test_start`..`test_end` (the days forecast), all inclusive, with their day counts.
+
+Series of different lengths (bokeh's GOOG starts four years after AAPL): every series gets the
+same folds and test days counted back from its own last day, and trains on whatever history it
+has before them; series that end on the same day are tested on the same dates. A series too
+short for the folds is a `UserError` naming it.
 """
 
 from __future__ import annotations

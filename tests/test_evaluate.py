@@ -130,7 +130,7 @@ def rows(inputs):
 
 def test_metrics_report_has_the_contract_shape_and_valid_json(rows):
     report = evaluate.metrics_report(rows)
-    assert list(report) == ["models", "series"]
+    assert list(report) == ["models", "buy_and_hold", "series", "tests"]
     assert list(report["models"]) == ["mymodel", "naive", "oracle"]
     assert list(report["series"]) == ["AAA", "BBB", "FLAT"]
     entries = [*report["models"].items(), *(e for by_model in report["series"].values() for e in by_model.items())]
@@ -138,9 +138,10 @@ def test_metrics_report_has_the_contract_shape_and_valid_json(rows):
     for model, scores in entries:
         # naive's table has no interval columns, so it has no interval keys
         keys = (*scoring.METRIC_KEYS, *(INTERVAL_KEYS if model != "naive" else ()))
-        assert tuple(scores) == (*keys, "by_horizon")
+        assert tuple(scores) == (*keys, "by_horizon", "trading")  # trading: the h=1 forecasts' economic value
         assert list(scores["by_horizon"]) == ["1", "3"]
-        assert {k: v for k, v in scores.items() if k != "by_horizon"} == scores["by_horizon"]["1"]  # top: h=1
+        top = {k: v for k, v in scores.items() if k not in ("by_horizon", "trading")}
+        assert top == scores["by_horizon"]["1"]  # top: h=1
         for at_h in scores["by_horizon"].values():
             assert tuple(at_h) == keys
             assert all(v is None or type(v) is float for k, v in at_h.items() if k != "n_forecasts")
@@ -289,7 +290,7 @@ def test_evaluation_names_each_models_interval_method_and_drops_the_single_inter
 def test_a_model_without_intervals_has_no_interval_scores_anywhere(rows):
     points = rows[rows["model"] == "naive"]
     assert scoring.interval_levels(points) == []  # its columns are there, from the other tables, but empty
-    assert tuple(evaluate.metrics_report(points)["models"]["naive"]) == (*scoring.METRIC_KEYS, "by_horizon")
+    assert tuple(evaluate.metrics_report(points)["models"]["naive"]) == (*scoring.METRIC_KEYS, "by_horizon", "trading")
     assert evaluate.calibration_frame(evaluate.metrics_report(points)).empty
 
 
@@ -358,8 +359,11 @@ def test_leaderboard_names_every_model_and_says_who_beats_naive(rows, inputs):
     figure = Path("plots/images/skill_by_horizon.png")
     calibration, fan = Path("plots/images/calibration.png"), Path("plots/images/fan_AAA.png")
     page = leaderboard.render(report, details, folds, [figure, calibration, fan], diagnosed)
-    assert "- **h=1: beats the naive random walk at the 5% level: oracle" in page
-    assert "- **h=3: beats the naive random walk at the 5% level: oracle" in page
+    for h in ("1", "3"):  # the headline: SPA's verdict and the model confidence set
+        p = leaderboard._p(report["tests"]["spa"][h]["pvalue"])
+        assert f"- **h={h}: a model beats the naive random walk** after allowing for testing 2 models" in page
+        assert f"(consistent p={p} < 5%; squared log-price error, pooled over 3 series)" in page
+    assert "Model confidence set (10%): oracle." in page
     assert "| 1 | oracle |" in page  # ranked first by one-step RMSE
     assert "The table below is at h=1 (one step)" in page and "Scores at h=1 (one step):" in page
     blocks = "lstm W_xh 128, lstm W_hh 1,024, lstm b 128, dense W_hy 32, dense b 1"
@@ -391,8 +395,8 @@ def test_leaderboard_names_every_model_and_says_who_beats_naive(rows, inputs):
     without_oracle = rows[rows["model"] != "oracle"]
     details = evaluate.evaluation_report(without_oracle, DESCRIPTIONS)
     page = leaderboard.render(evaluate.metrics_report(without_oracle), details, folds, [], diagnosed)
-    assert "- **h=1: no model beats the naive random walk.**" in page
-    assert "price 3 trading days ahead is still today's price" in page
+    assert "- **h=1: no model beats the naive random walk** after allowing for testing 1 model" in page
+    assert "- **h=3: no model beats the naive random walk**" in page
     assert "no evidence it beats naive" in page
     assert "![" not in page  # no figure given, none linked
     points = rows[rows["model"] == "naive"]

@@ -17,6 +17,36 @@ def test_sample_sp500_is_the_real_series():
     assert prices.ds.is_monotonic_increasing and prices.adj_close.gt(0).all()
 
 
+def test_sp500_stocks_are_skfolios_twenty_constituents():
+    prices = load_sample("sp500_stocks")
+    counts = prices.groupby("unique_id").size()
+    assert len(counts) == 20 and {"AAPL", "JPM", "XOM"} <= set(counts.index) and (counts == 8313).all()
+    assert prices.columns.tolist() == ["unique_id", "ds", "adj_close"]
+    assert prices.ds.min() == pd.Timestamp("1990-01-02") and prices.ds.max() == pd.Timestamp("2022-12-28")
+    assert prices.adj_close.gt(0).all() and not prices.duplicated(["unique_id", "ds"]).any()
+
+
+def test_bokeh_stocks_have_ohlcv_and_no_fb():
+    prices = load_sample("bokeh_stocks")
+    counts = prices.groupby("unique_id").size()
+    assert counts.to_dict() == {"AAPL": 3270, "GOOG": 2148, "IBM": 3270, "MSFT": 3270}  # FB's 196 days left out
+    assert prices.columns.tolist() == ["unique_id", "ds", "open", "high", "low", "close", "adj_close", "volume"]
+    assert (prices.groupby("unique_id").ds.max() == pd.Timestamp("2013-03-01")).all()
+    assert prices.groupby("unique_id").ds.is_monotonic_increasing.all()
+
+
+def test_a_series_in_two_data_sets_is_refused():
+    with pytest.raises(UserError, match="data.datasets: sp500_stocks and bokeh_stocks both have series AAPL"):
+        load_prices(DataParams(datasets=["sp500_stocks", "bokeh_stocks"]))
+
+
+def test_every_named_data_set_has_a_loader():
+    from pipeline import samples
+    from pipeline.params import SAMPLE_DATASETS
+
+    assert set(samples.LOADERS) == set(SAMPLE_DATASETS)
+
+
 def test_two_sample_data_sets_and_a_date_filter():
     prices = load_prices(DataParams(datasets=["sp500", "nasdaq"], start="2018-01-01", end="2018-01-31"))
     assert sorted(prices.unique_id.unique()) == ["NASDAQ", "SP500"]

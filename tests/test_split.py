@@ -62,3 +62,25 @@ def test_folds_do_not_depend_on_window_params():
     import inspect
 
     assert list(inspect.signature(make_folds).parameters) == ["prices", "split"]
+
+
+def test_series_of_different_lengths_each_get_the_same_test_days_at_their_own_end():
+    """The rule for a long table of series that start (or end) on different days: every series gets
+    the same number of folds and test days, counted back from its own last day, and its train part
+    is whatever history it has (bokeh's GOOG starts four years after AAPL)."""
+    days = pd.bdate_range("2021-01-01", periods=80).astype("datetime64[ns]")
+    prices = pd.concat(
+        [
+            pd.DataFrame({"unique_id": "LONG", "ds": days, "close": 1.0}),
+            pd.DataFrame({"unique_id": "SHORT", "ds": days[35:], "close": 1.0}),
+            pd.DataFrame({"unique_id": "EARLY", "ds": days[:70], "close": 1.0}),
+        ]
+    )
+    folds = make_folds(prices, SplitParams(n_windows=2, test_size=10))
+    day = lambda i: days[i].strftime("%Y-%m-%d")  # noqa: E731
+    assert [f["test_start"] for f in folds["LONG"]] == [day(60), day(70)]
+    assert [f["test_start"] for f in folds["SHORT"]] == [day(60), day(70)]  # the same calendar days
+    assert [f["test_end"] for f in folds["EARLY"]] == [day(59), day(69)]  # its own last day
+    assert [f["n_train"] for f in folds["SHORT"]] == [25, 35] and [f["n_train"] for f in folds["LONG"]] == [60, 70]
+    with pytest.raises(UserError, match=r"series SHORT"):  # too short for the folds: named
+        make_folds(prices, SplitParams(n_windows=2, test_size=20))

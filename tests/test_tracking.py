@@ -277,10 +277,13 @@ def test_every_model_has_the_same_metric_keys_overall_and_per_fold_as_the_report
     # Every model has calibrated intervals: their scores at both levels beside the point scores.
     score_keys = [*scoring.METRIC_KEYS, *(f"{k}_{level}" for level in (80, 95) for k in scoring.INTERVAL_KEYS)]
     per_horizon = {f"h{h}/{k}" for h in (1, 5) for k in score_keys}
-    assert keys["naive"] == set(score_keys) | {f"fold/{k}" for k in score_keys} | per_horizon
+    trading = {f"trading/{k}" for k in report["models"]["naive"]["trading"]}  # the nested scores, flat
+    assert trading >= {"trading/sharpe", "trading/annual_return", "trading/max_drawdown", "trading/turnover"}
+    assert keys["naive"] == set(score_keys) | {f"fold/{k}" for k in score_keys} | per_horizon | trading
     for model in MODELS:
         scores = report["models"][model]
-        expected = {k: v for k, v in scores.items() if k != "by_horizon"}
+        expected = {k: v for k, v in scores.items() if k not in ("by_horizon", "trading")}
+        expected |= {f"trading/{k}": v for k, v in scores["trading"].items()}
         expected |= {f"h{h}/{k}": v for h, by_key in scores["by_horizon"].items() for k, v in by_key.items()}
         for key, value in expected.items():
             logged = runs[model].data.metrics[key]
@@ -342,6 +345,17 @@ def test_the_comparison_run_holds_the_scores_and_reports_and_the_champion_is_reg
         assert comparison.data.metrics[f"{model}.rmse"] == pytest.approx(report["models"][model]["rmse"], rel=1e-12)
         five = report["models"][model]["by_horizon"]["5"]["rmse"]
         assert comparison.data.metrics[f"h5/{model}.rmse"] == pytest.approx(five, rel=1e-12)
+        sharpe, logged = (
+            report["models"][model]["trading"]["sharpe"],
+            comparison.data.metrics[f"{model}.trading/sharpe"],
+        )
+        assert math.isnan(logged) if sharpe is None else logged == pytest.approx(sharpe, rel=1e-12)
+    tests = report["tests"]
+    for h in ("1", "5"):  # the tests and buy-and-hold, beside the models: flat keys
+        assert comparison.data.metrics[f"h{h}/spa_pvalue"] == pytest.approx(tests["spa"][h]["pvalue"], rel=1e-12)
+        for model in MODELS:
+            assert comparison.data.metrics[f"h{h}/{model}.in_mcs"] == float(model in tests["mcs"][h]["included"])
+    assert comparison.data.metrics["buy_and_hold/sharpe"] == pytest.approx(report["buy_and_hold"]["sharpe"], rel=1e-12)
     artifacts = {a.path for a in client.list_artifacts(comparison.info.run_id)}
     assert {"metrics.json", "evaluation.json", "leaderboard.md", "plots", "diagnostics"} <= artifacts
     champion = scoring.champions(report)["SP500"]

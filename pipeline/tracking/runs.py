@@ -164,8 +164,9 @@ class PipelineRun:
         self, report: dict, params: Params, sections: list[str], tags: dict, artifacts: list[Path]
     ) -> str:
         """The `comparison` run: every model's overall scores as `<model>.<key>` and
-        `h<h>/<model>.<key>`, the reports as artifacts, `tags` (`run.<model>`, `champion.<series>`,
-        `champion.h<h>.<series>`); returns its id."""
+        `h<h>/<model>.<key>`, the tests and buy-and-hold (`tests_by_key`), the reports as
+        artifacts, `tags` (`run.<model>`, `champion.<series>`, `champion.h<h>.<series>`); returns
+        its id."""
         run_id = self._child("comparison", {"series": ",".join(report["series"]), **tags})
         now = _now()
         metrics = [
@@ -173,6 +174,7 @@ class PipelineRun:
             for model, scores in report["models"].items()
             for key, value in scores_by_key(scores, prefix=f"{model}.").items()
         ]
+        metrics += [Metric(key, value, now, 0) for key, value in tests_by_key(report).items()]
         params = [Param(k, v) for k, v in flat_params(params, sections).items()]
         with _closing(self.client, run_id):
             self.client.log_batch(run_id, metrics=metrics, params=params)
@@ -186,10 +188,39 @@ class PipelineRun:
 
 def scores_by_key(scores: dict, prefix: str = "") -> dict[str, float]:
     """One model's scores from `metrics.json` as MLflow keys: the shortest horizon's as
-    `<prefix><key>` (as before horizons) and every horizon's as `h<h>/<prefix><key>`."""
-    out = {f"{prefix}{key}": _number(value) for key, value in scores.items() if key != "by_horizon"}
+    `<prefix><key>` (as before horizons), every horizon's as `h<h>/<prefix><key>`, and nested
+    scores flat (`<prefix>trading/sharpe`)."""
+    out = flat_numbers({key: value for key, value in scores.items() if key != "by_horizon"}, prefix)
     for h, by_key in scores.get("by_horizon", {}).items():
-        out.update({f"h{h}/{prefix}{key}": _number(value) for key, value in by_key.items()})
+        out.update(flat_numbers(by_key, f"h{h}/{prefix}"))
+    return out
+
+
+def tests_by_key(report: dict) -> dict[str, float]:
+    """The comparison run's keys for what `metrics.json` holds beside the models: per horizon
+    `h<h>/spa_pvalue`, `h<h>/<model>.in_mcs` (1 or 0), `h<h>/<model>.<cross-series key>`, and
+    `buy_and_hold/<key>`."""
+    out = flat_numbers(report["buy_and_hold"], "buy_and_hold/")
+    tests = report["tests"]
+    for h, spa in tests["spa"].items():
+        out[f"h{h}/spa_pvalue"] = _number(spa and spa["pvalue"])
+    for h, mcs in tests["mcs"].items():
+        out.update({f"h{h}/{m}.in_mcs": float(mcs is not None and m in mcs["included"]) for m in report["models"]})
+    for h, by_model in tests["cross_series"].items():
+        for model, summary in by_model.items():
+            out.update(flat_numbers(summary, f"h{h}/{model}."))
+    return out
+
+
+def flat_numbers(scores: dict, prefix: str = "") -> dict[str, float]:
+    """`scores` as `<prefix><key>` numbers (null is NaN), nested mappings as `<key>/<inner key>`;
+    lists (names, not scores) are left out."""
+    out = {}
+    for key, value in scores.items():
+        if isinstance(value, dict):
+            out.update(flat_numbers(value, f"{prefix}{key}/"))
+        elif not isinstance(value, list):
+            out[f"{prefix}{key}"] = _number(value)
     return out
 
 
