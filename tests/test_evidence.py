@@ -114,6 +114,13 @@ def test_cross_series_shares_are_holm_corrected():
     assert "naive" not in evidence.cross_series(report)["1"]
 
 
+@pytest.mark.parametrize("p", [0.01, 0.05, 0.0501])
+def test_one_series_is_its_own_holm_correction(p):
+    summary = evidence.cross_series(series_report({"A": 0.9}, {"A": p}))["1"]["m"]
+    expected = multipletests([p], alpha=0.05, method="holm")[0].sum()
+    assert summary["share_beating_naive"] == expected == (p <= 0.05)
+
+
 def test_figure_series_keeps_the_best_the_worst_and_evenly_between():
     ratios = {f"S{i:02d}": 1 + i / 100 for i in range(20)}  # S00 best, S19 worst
     report = series_report(ratios, dict.fromkeys(ratios, 0.5))

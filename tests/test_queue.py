@@ -30,7 +30,7 @@ import mlflow
 import psutil
 import pytest
 import yaml
-from conftest import copy_repo, git_init, mlflow_server, run_in, wait_healthy
+from conftest import copy_repo, git_init, mlflow_server, run_in, stage_env, wait_healthy
 
 from pipeline.scratch import GIT_IDENTITY
 
@@ -50,7 +50,7 @@ EXPERIMENTS = {  # name -> `-S` override (`+`: `sklearn.params` is an empty mapp
     "q-split": "split.test_size=15",
 }
 MODELS = ("naive", "drift", "arima", "sklearn", "lstm", "rnn_scratch")
-QUEUE_TIMEOUT = 300  # seconds for the three queued experiments (about 40 s here)
+QUEUE_TIMEOUT = 600  # seconds for the three queued experiments (1-4 min on 2 busy cores)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,14 @@ def queued(tmp_path_factory, server):
         ok(run_in(repo, "dvc", "exp", "run", "--queue", "-n", name, "-S", override, env=env))
     started, polls, states = time.monotonic(), 0, {}
     try:
-        ok(run_in(repo, "dvc", "queue", "start", "-j", "2", env=env))
+        # The workers it starts inherit its stdout and stderr: read through pipes (`run_in`), the
+        # command would only return once the whole queue had run; the loop below is the wait.
+        log = repo.parent / "queue-start.log"
+        with log.open("w") as out:
+            start = subprocess.run(
+                ["dvc", "queue", "start", "-j", "2"], cwd=repo, env=stage_env(env), stdout=out, stderr=out, timeout=60
+            )
+        assert start.returncode == 0, log.read_text()
         while time.monotonic() - started < QUEUE_TIMEOUT:
             # A finished experiment is a git ref: a cheap poll. `dvc exp show` (a second of CPU) tells
             # success from failure, so it runs when every ref is there, or now and then.
