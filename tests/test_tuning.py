@@ -205,3 +205,23 @@ def test_a_tiny_tuned_pipeline_end_to_end(tmp_path):
 
     table = pd.read_parquet(repo / "data/predictions/lstm.parquet")
     assert not table.isna().any().any()
+
+
+def test_a_tuned_window_model_reads_its_covariate_channels(prices):
+    """With features.covariates a tuned model gets the windows table's channels (n_lags fixed):
+    each chosen model reads them, and they change its forecasts."""
+    from pipeline.covariates import covariate_table
+    from pipeline.features import windows_table
+
+    space = {**TUNE, "models": ["sklearn"], "sklearn": {"alpha": {"low": 0.01, "high": 1000.0, "log": True}}}
+    folds = make_folds(prices, SplitParams(n_windows=2, test_size=30))
+    tables = {}
+    for covariates in ([], ["day_of_week"]):
+        params = parse_params({**SMALL, "tune": space, "features": {"n_lags": 5, "covariates": covariates}})
+        (model,) = tuned_models("sklearn", params, build_models("sklearn", params)).values()
+        columns = model.input_columns()
+        windows = windows_table(prices, 5, "log_return", covariate_table(prices, covariates), covariates)
+        tables[tuple(covariates)], fitted = walk_forward(model, prices, folds, inputs=(windows, columns))
+        assert all(fit.best_.input_columns() == columns for _, _, fit in fitted)
+    assert "day_of_week_sin_lag_1" in columns
+    assert not np.allclose(tables[()]["y_hat"], tables[("day_of_week",)]["y_hat"])
