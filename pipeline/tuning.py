@@ -19,6 +19,7 @@ Pure: no files, no MLflow. What was chosen and tried is on each fitted `Tuned` (
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -102,30 +103,35 @@ class Tuned(Model):
         self.horizon = horizon
         self.seed = seed
 
-    # What the loop asks of a model before it is fitted: the family's, at the params file's values.
+    @functools.cached_property
+    def default(self) -> Model:
+        """The family's unfitted model at the params file's values: what the loop asks of a
+        model before it is fitted (horizons, intervals, inputs) is its."""
+        return self.build({})
+
     @property
     def horizons(self) -> tuple[int, ...]:
-        return tuple(self.build({}).horizons)
+        return tuple(self.default.horizons)
 
     @property
     def own_intervals(self) -> bool:
-        return self.build({}).own_intervals
+        return self.default.own_intervals
 
     @property
     def levels(self) -> tuple[float, ...]:
-        return tuple(self.build({}).levels)
+        return tuple(self.default.levels)
 
     @property
     def inputs_from(self) -> str:
-        return self.build({}).inputs_from
+        return self.default.inputs_from
 
     def input_columns(self) -> list[str]:
-        return self.build({}).input_columns()
+        return self.default.input_columns()
 
     def prepare(self) -> None:
         import optuna  # noqa: F401
 
-        self.build({}).prepare()
+        self.default.prepare()
 
     def _inputs(self, model, X):
         """`X` for a candidate that reads the columns the loop passes; else `None`, from which a
@@ -163,7 +169,8 @@ class Tuned(Model):
             raise UserError(f"tune.trials: none of {self.trials} trials on a train part of {len(y)} days finished")
         best = min(done, key=lambda t: (t.value, t.number))  # ties: the earliest trial
         self.chosen_ = {key: _decoded(best.params[key], space) for key, space in self.space.items()}
-        self.best_ = self.build(self.chosen_).fit(y, self._inputs(self.build(self.chosen_), X))
+        chosen = self.build(self.chosen_)
+        self.best_ = chosen.fit(y, self._inputs(chosen, X))
         self.trials_ = [
             {
                 "number": t.number,
